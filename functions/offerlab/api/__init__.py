@@ -1,0 +1,1 @@
+"""API layer: request/response models, callers and roles, and the mapping of errors to HttpsError."""

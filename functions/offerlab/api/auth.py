@@ -1,0 +1,52 @@
+"""Who is calling: the verified token's uid, email and roles (API.md §1)."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from offerlab.domain.errors import PermissionDenied, Unauthenticated
+
+
+class Role(str, enum.Enum):
+    EXPERIMENTER = "experimenter"
+    APPROVER = "approver"
+    ANALYST = "analyst"
+    SERVICE = "service"
+    ADMIN = "admin"
+
+
+STAFF = frozenset({Role.EXPERIMENTER, Role.APPROVER, Role.ANALYST, Role.ADMIN})
+
+
+@dataclass(frozen=True)
+class Caller:
+    uid: str
+    email: str | None
+    roles: frozenset[Role]
+
+    def has(self, *roles: Role) -> bool:
+        """True when the caller holds any of ``roles``; admin holds every role (API.md §1)."""
+        return Role.ADMIN in self.roles or any(r in self.roles for r in roles)
+
+    @property
+    def actor(self) -> str:
+        """How the ledger names this caller: the email when the token has one, else the uid."""
+        return self.email or f"uid:{self.uid}"
+
+
+def caller_from_token(uid: str | None, token: dict[str, Any] | None) -> Caller:
+    """Build the caller from a verified ID token; unknown role names are ignored, never trusted."""
+    if not uid or token is None:
+        raise Unauthenticated("A Firebase ID token is required.")
+    raw = token.get("roles") or []
+    names = raw if isinstance(raw, (list, tuple)) else []
+    roles = frozenset(Role(r) for r in names if isinstance(r, str) and r in Role._value2member_map_)
+    email = token.get("email") if isinstance(token.get("email"), str) else None
+    return Caller(uid=uid, email=email.lower() if email else None, roles=roles)
+
+
+def require_role(caller: Caller, roles: Iterable[Role]) -> None:
+    wanted = tuple(roles)
+    if wanted and not caller.has(*wanted):
+        raise PermissionDenied("Your role does not allow this action.")

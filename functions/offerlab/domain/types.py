@@ -1,0 +1,57 @@
+"""Enumerations shared by the domain, the store and the api (``(str, Enum)``: JSON-friendly)."""
+from __future__ import annotations
+
+import enum
+
+
+class CohortStatus(str, enum.Enum):
+    DRAFT = "DRAFT"
+    FROZEN = "FROZEN"
+    RETIRED = "RETIRED"
+
+
+class SpilloverChannel(str, enum.Enum):
+    REFERRAL = "referral"
+    GIFT = "gift"
+    SHARED_WALLET = "shared_wallet"
+
+
+class SpilloverAction(str, enum.Enum):
+    ALLOW = "ALLOW"
+    BLOCK = "BLOCK"
+    FLAG = "FLAG"
+
+
+# Default per-channel policy (issue 4): a gift or a shared wallet hands over the offer itself, so it
+# is blocked; a referral only passes a link, so it is flagged and the recipient counted contaminated.
+DEFAULT_SPILLOVER_POLICY = {
+    SpilloverChannel.REFERRAL: SpilloverAction.FLAG,
+    SpilloverChannel.GIFT: SpilloverAction.BLOCK,
+    SpilloverChannel.SHARED_WALLET: SpilloverAction.BLOCK,
+}
+
+
+class ExperimentStatus(str, enum.Enum):
+    DRAFT = "DRAFT"
+    PENDING_APPROVAL = "PENDING_APPROVAL"
+    APPROVED = "APPROVED"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    KILLED = "KILLED"
+
+
+class OfferType(str, enum.Enum):
+    PRICE_CHANGE = "PRICE_CHANGE"
+    PAYWALL = "PAYWALL"
+    PROMO = "PROMO"
+    BUNDLE = "BUNDLE"
+    TRIAL = "TRIAL"
+
+
+class RolloutStatus(str, enum.Enum):
+    PLANNED = "PLANNED"
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    ABORTED = "ABORTED"

@@ -1,0 +1,1 @@
+"""Firestore access: the only package that knows collection names (store/collections.py)."""

@@ -1,0 +1,27 @@
+"""Collection names. The ten of the seed (API.md §8) come first, then the ones offerlab adds.
+
+Nothing outside ``offerlab.store`` may spell a collection name (tests/unit/test_layering.py checks).
+"""
+from __future__ import annotations
+
+# The seed's ten collections.
+HOLDOUT_COHORTS = "holdoutCohorts"                # cohort definitions; frozen = immutable
+HOLDOUT_ASSIGNMENTS = "holdoutAssignments"        # {cohortId}_{userId}: a user's membership, written once
+HOLDOUT_SPILLOVER_EVENTS = "holdoutSpilloverEvents"  # every check_spillover call
+OFFER_EXPERIMENTS = "offerExperiments"            # experiment definitions and lifecycle state
+EXPERIMENT_SNAPSHOTS = "experimentSnapshots"      # periodic per-arm sufficient statistics
+EXPERIMENT_EVENTS = "experimentEvents"            # lifecycle events (one per transition)
+EXPERIMENT_ANALYSES = "experimentAnalyses"        # bias-corrected analyses; immutable
+ROLLOUT_PLANS = "rolloutPlans"                    # progressive rollout plans (doc id = experimentId)
+ROLLOUT_EVENTS = "rolloutEvents"                  # rollout lifecycle events
+EXPERIMENT_LEDGER = "experimentLedger"            # hash-chained audit entries
+
+SEED_COLLECTIONS = (
+    HOLDOUT_COHORTS, HOLDOUT_ASSIGNMENTS, HOLDOUT_SPILLOVER_EVENTS, OFFER_EXPERIMENTS, EXPERIMENT_SNAPSHOTS,
+    EXPERIMENT_EVENTS, EXPERIMENT_ANALYSES, ROLLOUT_PLANS, ROLLOUT_EVENTS, EXPERIMENT_LEDGER,
+)
+
+# Added by offerlab (documented in docs/data-model.md).
+PROCESSED_EVENTS = "processedEvents"              # idempotency markers of event-triggered functions
+
+ALL_COLLECTIONS = SEED_COLLECTIONS + (PROCESSED_EVENTS,)

@@ -1,0 +1,224 @@
+"""Typed models of the stored documents (API.md §8), camelCase in Firestore like on the wire.
+
+These describe what the services write; ``extra="allow"`` keeps documents readable when a later
+version adds fields. Times are ``datetime`` (stored as Firestore timestamps). Enumerations live in
+``offerlab.domain.types`` so the pure domain can use them too.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from offerlab.domain.types import (
+    CohortStatus, ExperimentStatus, OfferType, RolloutStatus, SpilloverAction, SpilloverChannel,
+)
+
+
+class Document(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    def to_firestore(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, mode="python", exclude_none=False)
+
+    @classmethod
+    def from_firestore(cls, data: dict[str, Any]):
+        return cls.model_validate(data)
+
+
+class LastChange(Document):
+    """Stamped by every service write, so the ledger trigger can tell a change made through the
+    functions (version advanced by one, action named) from an edit made by hand in the console."""
+
+    action: str
+    actor: str
+    at: datetime
+    version: int
+
+
+class HoldoutCohort(Document):  # holdoutCohorts/{cohortId}
+    cohort_id: str
+    name: str
+    description: str = ""
+    percentage: float
+    salt: str
+    status: CohortStatus
+    spillover_policy: dict[SpilloverChannel, SpilloverAction]
+    created_by: str
+    created_at: datetime
+    frozen_at: datetime | None = None
+    frozen_by: str | None = None
+    retired_at: datetime | None = None
+    version: int = 1
+    last_change: LastChange | None = None
+
+
+class HoldoutAssignment(Document):  # holdoutAssignments/{cohortId}_{userId}: written once
+    cohort_id: str
+    user_id: str
+    in_holdout: bool
+    bucket: int
+    assigned_at: datetime
+
+
+class HoldoutSpilloverEvent(Document):  # holdoutSpilloverEvents/{auto}
+    from_user_id: str
+    to_user_id: str
+    channel: SpilloverChannel
+    experiment_id: str | None = None
+    violation: bool
+    action: SpilloverAction
+    reason: str
+    cohort_ids: list[str] = Field(default_factory=list)
+    actor: str
+    recorded_at: datetime
+
+
+class Hypothesis(Document):
+    statement: str
+    expected_impact: str = ""
+    risks_identified: list[str] = Field(default_factory=list)
+    success_criteria: list[str] = Field(default_factory=list)
+
+
+class Kpi(Document):
+    name: str
+    type: str
+    metric: str
+    baseline_value: float | None = None
+    target_value: float | None = None
+    threshold: float | None = None
+    direction: str
+
+
+class Guardrail(Document):
+    kpi_name: str
+    metric: str
+    max_threshold: float | None = None
+    min_threshold: float | None = None
+    violation_action: str
+
+
+class Approval(Document):
+    approver: str
+    approved_at: datetime
+    comment: str | None = None
+
+
+class OfferExperiment(Document):  # offerExperiments/{experimentId}
+    experiment_id: str
+    name: str
+    description: str = ""
+    hypothesis: Hypothesis
+    kpis: list[Kpi]
+    guardrails: list[Guardrail]
+    holdout_cohort_id: str
+    treatment_percentage: float
+    offer_type: OfferType
+    offer_config: dict[str, Any]
+    control_config: dict[str, Any] = Field(default_factory=dict)
+    planned_start_date: datetime
+    planned_end_date: datetime
+    approvers: list[str]
+    approvals: dict[str, Approval] = Field(default_factory=dict)  # keyed by approver email
+    author: str
+    salt: str
+    status: ExperimentStatus
+    coverage: float | None = None      # current rollout stage, percent; None before the rollout starts
+    stage_index: int | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    created_at: datetime
+    version: int = 1
+    last_change: LastChange | None = None
+
+
+class ExperimentSnapshot(Document):  # experimentSnapshots/{experimentId}_{tick}
+    experiment_id: str
+    taken_at: datetime
+    exposures: dict[str, int]
+    metrics: dict[str, dict[str, dict[str, float]]]  # metric -> arm -> sufficient statistics
+
+
+class ExperimentEvent(Document):  # experimentEvents/{experimentId}_{version}: one per transition
+    experiment_id: str
+    event_type: str
+    actor: str
+    from_status: ExperimentStatus | None = None
+    to_status: ExperimentStatus | None = None
+    version: int
+    payload: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime
+
+
+class BiasAdjustment(Document):
+    type: str
+    affected_user_count: int
+    severity: str
+    by_arm: dict[str, int]
+
+
+class ExperimentAnalysis(Document):  # experimentAnalyses/{analysisId}: immutable
+    analysis_id: str
+    experiment_id: str
+    metric: str
+    raw_percent_change: float | None
+    corrected_percent_change: float | None
+    p_value: float | None
+    confidence_interval: list[float | None]
+    sample_sizes: dict[str, int]
+    srm_p_value: float | None
+    bias_adjustments: list[BiasAdjustment]
+    data_quality: str
+    recommendation: str
+    method: str
+    inputs_digest: str
+    created_by: str
+    created_at: datetime
+
+
+class RolloutStage(Document):
+    percentage: float
+    min_hours_at_stage: float
+    min_exposures_per_arm: int
+    require_no_srm: bool = True
+    require_no_guardrail_violation: bool = True
+
+
+class RolloutPlan(Document):  # rolloutPlans/{experimentId}
+    experiment_id: str
+    stages: list[RolloutStage]
+    auto_progress: bool
+    pause_on_violation: bool
+    rollback_on_failure: bool
+    status: RolloutStatus
+    current_stage_index: int | None = None
+    stage_entered_at: datetime | None = None
+    version: int = 1
+    last_change: LastChange | None = None
+
+
+class RolloutEvent(Document):  # rolloutEvents/{experimentId}_{version}
+    experiment_id: str
+    event_type: str
+    actor: str
+    from_stage: float | None = None
+    to_stage: float | None = None
+    reason: str | None = None
+    version: int
+    occurred_at: datetime
+
+
+class LedgerEntry(Document):  # experimentLedger/{chainId}_{sequence:012d}; see docs/ledger.md
+    experiment_id: str
+    sequence: int
+    event_type: str
+    actor: str
+    source_document: str
+    payload: dict[str, Any]
+    snapshot_digest: str | None = None
+    recorded_at: str  # RFC 3339 string: hashed as text, so a re-read entry hashes the same
+    prev_hash: str
+    hash: str
