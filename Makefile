@@ -5,6 +5,7 @@ VENV := functions/venv
 PY := $(VENV)/bin/python
 WITH_EMULATORS := scripts/with-emulators
 PYTEST_ARGS ?=
+TESTS ?= tests
 
 .PHONY: install demo test test-unit serve bench clean
 
@@ -22,7 +23,7 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 test: install
-	$(WITH_EMULATORS) $(PY) -m pytest $(PYTEST_ARGS) tests
+	$(WITH_EMULATORS) $(PY) -m pytest $(PYTEST_ARGS) $(TESTS)
 
 test-unit: install
 	$(PY) -m pytest tests/unit

@@ -89,6 +89,21 @@ def firestore_launcher(gcloud_jar: Path) -> Path:
     return launcher
 
 
+def firebase_config() -> Path:
+    """firebase.json, or with OFFERLAB_PORT_OFFSET=N a copy whose ports are shifted by N, so several
+    suites (parallel developers, a demo beside a test run) can run on one machine."""
+    offset = int(os.environ.get("OFFERLAB_PORT_OFFSET", "0") or 0)
+    if not offset:
+        return ROOT / "firebase.json"
+    config = json.loads((ROOT / "firebase.json").read_text())
+    for emulator in config["emulators"].values():
+        if isinstance(emulator, dict) and "port" in emulator:
+            emulator["port"] += offset
+    shifted = ROOT / f"firebase.offset{offset}.json"  # beside firebase.json: its paths are relative
+    shifted.write_text(json.dumps(config, indent=2))
+    return shifted
+
+
 def suite_env() -> dict[str, str]:
     env = dict(os.environ)
     home = java_home()
@@ -105,7 +120,7 @@ def suite_env() -> dict[str, str]:
             env["PUBSUB_EMULATOR_BINARY_PATH"] = str(ps_bin)
     # The variables a test or script needs to reach the suite (firebase-tools sets most of them for
     # `emulators:exec` too; we set them ourselves so `serve` and `exec` agree).
-    config = json.loads((ROOT / "firebase.json").read_text())["emulators"]
+    config = json.loads(firebase_config().read_text())["emulators"]
 
     def addr(name: str) -> str:
         return f"{config[name]['host']}:{config[name]['port']}"
@@ -151,7 +166,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def run(args: list[str]) -> int:
     env = suite_env()
     os.chdir(ROOT)
-    cli = [firebase_cli(), "--project", PROJECT]
+    cli = [firebase_cli(), "--project", PROJECT, "--config", str(firebase_config())]
     if args and args[0] == "serve":
         command = [*cli, "emulators:start", "--only", ONLY, "--import", "emulator-data"]
     else:
