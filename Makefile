@@ -7,7 +7,7 @@ WITH_EMULATORS := scripts/with-emulators
 PYTEST_ARGS ?=
 TESTS ?= tests
 
-.PHONY: install demo test test-unit serve bench clean
+.PHONY: install demo test test-unit serve bench emulator-data clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -34,6 +34,10 @@ demo: install
 
 serve: install
 	$(WITH_EMULATORS) --serve
+
+# Re-record emulator-data/ (what `make serve` opens) from a demo run.
+emulator-data: install
+	rm -rf emulator-data && OFFERLAB_EXPORT_DIR=emulator-data $(WITH_EMULATORS) $(PY) scripts/demo.py
 
 bench: install
 	$(WITH_EMULATORS) $(PY) benchmarks/run.py

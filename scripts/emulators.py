@@ -173,6 +173,8 @@ def run(args: list[str]) -> int:
         if not args:
             sys.exit("usage: scripts/with-emulators CMD...")
         command = [*cli, "emulators:exec", "--only", ONLY, shlex.join(args)]
+        if os.environ.get("OFFERLAB_EXPORT_DIR"):  # `make emulator-data`: keep the state the command left
+            command[-1:-1] = ["--export-on-exit", os.environ["OFFERLAB_EXPORT_DIR"]]
     proc = subprocess.Popen(command, env=env, start_new_session=True)
     try:
         return proc.wait()
