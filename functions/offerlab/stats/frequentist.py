@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from scipy import special
 
-from offerlab.stats.sufficient import MomentStats
+from offerlab.stats.sufficient import MetricKind, MomentStats
 
 SRM_ALERT_P = 0.001
 """Sample-ratio mismatch alert threshold: chi-square goodness-of-fit p below this means the observed
@@ -29,7 +29,6 @@ arm counts are implausible under the configured split (assignment or logging is 
 0.05, because SRM is checked continuously on every experiment, and a real SRM gives p far below it
 (Fabijan et al. 2019, "Diagnosing Sample Ratio Mismatch in Online Controlled Experiments")."""
 
-MetricKind = Literal["mean", "proportion", "ratio"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
+
+MetricKind = Literal["mean", "proportion", "ratio"]
+"""API.md §7 metric kinds: a mean per user, a proportion (mean of 0/1), a ratio Σy/Σx."""
 
 _STORAGE_KEYS = {"n": "n", "sum_y": "sumY", "sum_y2": "sumY2", "sum_x": "sumX", "sum_x2": "sumX2", "sum_xy": "sumXY"}
 
