@@ -147,7 +147,8 @@ def compare_estimates(
     crit = critical_value(alpha, df)
     ci_abs = (diff - crit * se, diff + crit * se)
 
-    if mean_control != 0:
+    # A baseline so small that its fourth power underflows is as undefined as a zero one.
+    if mean_control != 0 and mean_control**4 != 0:
         relative = mean_treatment / mean_control - 1.0
         var_rel = (unit_var_treatment / (mean_control**2 * n_treatment)
                    + unit_var_control * mean_treatment**2 / (mean_control**4 * n_control))
