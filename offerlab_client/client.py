@@ -72,6 +72,119 @@ class OfferlabClient:
     def freeze_holdout_cohort(self, cohort_id: str) -> dict:
         return self._send("freeze_holdout_cohort", cohort_id=cohort_id)
 
+    def update_holdout_cohort(self, cohort_id: str, name: str | None = None, percentage: float | None = None,
+                              description: str | None = None, spillover_policy: dict | None = None) -> dict:
+        return self._send("update_holdout_cohort", cohort_id=cohort_id, name=name, percentage=percentage,
+                          description=description, spillover_policy=spillover_policy)
+
+    def retire_holdout_cohort(self, cohort_id: str, reason: str) -> dict:
+        return self._send("retire_holdout_cohort", cohort_id=cohort_id, reason=reason)
+
+    def is_user_in_holdout(self, user_id: str | None = None) -> dict:
+        return self._send("is_user_in_holdout", user_id=user_id)
+
+    def check_spillover(self, from_user_id: str, to_user_id: str, channel: str,
+                        experiment_id: str | None = None) -> dict:
+        return self._send("check_spillover", from_user_id=from_user_id, to_user_id=to_user_id, channel=channel,
+                          experiment_id=experiment_id)
+
+    def get_holdout_health(self, cohort_id: str) -> dict:
+        return self._send("get_holdout_health", cohort_id=cohort_id)
+
+    # Experiments (issue 5): keyword arguments in snake_case; definition fields as in create_experiment
+    def create_experiment(self, **fields) -> dict:
+        return self._send("create_experiment", **fields)
+
+    def update_experiment(self, experiment_id: str, **fields) -> dict:
+        return self._send("update_experiment", experiment_id=experiment_id, **fields)
+
+    def submit_for_approval(self, experiment_id: str) -> dict:
+        return self._send("submit_for_approval", experiment_id=experiment_id)
+
+    def approve_experiment(self, experiment_id: str, comment: str | None = None) -> dict:
+        return self._send("approve_experiment", experiment_id=experiment_id, comment=comment)
+
+    def reject_experiment(self, experiment_id: str, reason: str) -> dict:
+        return self._send("reject_experiment", experiment_id=experiment_id, reason=reason)
+
+    def start_experiment(self, experiment_id: str) -> dict:
+        return self._send("start_experiment", experiment_id=experiment_id)
+
+    def pause_experiment(self, experiment_id: str, reason: str) -> dict:
+        return self._send("pause_experiment", experiment_id=experiment_id, reason=reason)
+
+    def resume_experiment(self, experiment_id: str) -> dict:
+        return self._send("resume_experiment", experiment_id=experiment_id)
+
+    def complete_experiment(self, experiment_id: str) -> dict:
+        return self._send("complete_experiment", experiment_id=experiment_id)
+
+    def kill_experiment(self, experiment_id: str, reason: str) -> dict:
+        return self._send("kill_experiment", experiment_id=experiment_id, reason=reason)
+
+    def get_offer(self, user_id: str | None = None, experiment_id: str | None = None) -> dict:
+        return self._send("get_offer", user_id=user_id, experiment_id=experiment_id)
+
+    def create_rollout_plan(self, experiment_id: str, stages: list | None = None, auto_progress: bool = False,
+                            pause_on_violation: bool = True, rollback_on_failure: bool = True) -> dict:
+        return self._send("create_rollout_plan", experiment_id=experiment_id, stages=stages,
+                          auto_progress=auto_progress, pause_on_violation=pause_on_violation,
+                          rollback_on_failure=rollback_on_failure)
+
+    # Ledger and reports (issue 3; docs/ledger.md). ``experiment_id`` may also be ``cohort:<cohortId>``.
+    def get_audit_trail(self, experiment_id: str, after_sequence: int | None = None, limit: int | None = None) -> dict:
+        """``{experimentId, entries[], pendingEntries, nextAfterSequence}``; entries in sequence order."""
+        return self._send("get_audit_trail", experiment_id=experiment_id, after_sequence=after_sequence, limit=limit)
+
+    def verify_ledger(self, experiment_id: str) -> dict:
+        """``{valid, entriesChecked, headHash, firstBadSequence, errors[{sequence, code, message}], ...}``."""
+        return self._send("verify_ledger", experiment_id=experiment_id)
+
+    def get_audit_report(self, experiment_id: str) -> dict:
+        return self._send("get_audit_report", experiment_id=experiment_id)
+
+    def get_ledger_statistics(self) -> dict:
+        return self._send("get_ledger_statistics")
+
+    # Rollouts (issue 7; docs/rollout.md). Each change returns the plan plus ``stage`` (the coverage, percent).
+    def start_rollout(self, experiment_id: str) -> dict:
+        """Resume a PAUSED rollout (starting the experiment starts its rollout at the first stage)."""
+        return self._send("start_rollout", experiment_id=experiment_id)
+
+    def check_stage_progress(self, experiment_id: str) -> dict:
+        """``{ready, met[], blocking[], checks[], stage, nextStage, exposures, srmPValue, hoursAtStage, ...}``."""
+        return self._send("check_stage_progress", experiment_id=experiment_id)
+
+    def progress_rollout(self, experiment_id: str) -> dict:
+        return self._send("progress_rollout", experiment_id=experiment_id)
+
+    def pause_rollout(self, experiment_id: str, reason: str) -> dict:
+        return self._send("pause_rollout", experiment_id=experiment_id, reason=reason)
+
+    def rollback_rollout(self, experiment_id: str, reason: str) -> dict:
+        return self._send("rollback_rollout", experiment_id=experiment_id, reason=reason)
+
+    def abort_rollout(self, experiment_id: str, reason: str) -> dict:
+        """Admin only: coverage 0, plan ABORTED, experiment KILLED with the reason."""
+        return self._send("abort_rollout", experiment_id=experiment_id, reason=reason)
+
+    # Analytics and guardrails (issue 6; docs/analytics.md)
+    def analyze_experiment(self, experiment_id: str, metric: str, treatment_user_ids: list[str] | None = None,
+                           control_user_ids: list[str] | None = None) -> dict:
+        """A NEW immutable analysis each call: ``{analysisId, rawPercentChange, correctedPercentChange, pValue,
+        confidenceInterval, sampleSizes, srmPValue, biasAdjustments[], dataQuality, recommendation, method,
+        inputsDigest, ...}``."""
+        return self._send("analyze_experiment", experiment_id=experiment_id, metric=metric,
+                          treatment_user_ids=treatment_user_ids, control_user_ids=control_user_ids)
+
+    def check_guardrails(self, experiment_id: str) -> dict:
+        """``{violations[], actionTaken, dryRun, guardrails[]}``; a dry run for callers who may not act."""
+        return self._send("check_guardrails", experiment_id=experiment_id)
+
+    def monitor_experiment(self, experiment_id: str) -> dict:
+        """``{experimentId, status, health, issues[], stage, stageIndex, exposures, srmPValue, guardrails[]}``."""
+        return self._send("monitor_experiment", experiment_id=experiment_id)
+
 
 def _camel(name: str) -> str:
     head, *rest = name.split("_")

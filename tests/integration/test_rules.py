@@ -20,6 +20,10 @@ READERS = {
     C.ROLLOUT_EVENTS: STAFF, C.EXPERIMENT_SNAPSHOTS: STAFF, C.EXPERIMENT_ANALYSES: STAFF,
     C.HOLDOUT_ASSIGNMENTS: {"analyst", "admin"}, C.HOLDOUT_SPILLOVER_EVENTS: {"analyst", "admin"},
     C.EXPERIMENT_LEDGER: {"analyst", "approver", "admin"}, C.PROCESSED_EVENTS: set(),
+    C.EXPERIMENT_EXPOSURES: {"analyst", "admin"}, C.USER_METRIC_TOTALS: {"analyst", "admin"},
+    C.FRAUD_SCORES: {"analyst", "admin"},
+    C.HOLDOUT_CONTAMINATIONS: {"analyst", "admin"},
+    C.LEDGER_HEADS: {"analyst", "approver", "admin"}, C.EXPERIMENT_ALERTS: STAFF,
 }
 
 

@@ -5,17 +5,46 @@ from typing import Annotated
 
 from pydantic import Field
 
-from offerlab.api.models import ApiModel, Id, Name, Percentage, Text
+from offerlab.api.models import ApiModel, Id, Name, Percentage, Reason, Text, UserId
 from offerlab.domain.types import SpilloverAction, SpilloverChannel
+
+# 0 < p <= 50, resolution 0.01 (a basis point).
+CohortPercentage = Annotated[Percentage, Field(gt=0, le=50)]
 
 
 class CreateHoldoutCohort(ApiModel):
     name: Name
-    # 0 < p <= 50, resolution 0.01 (a basis point).
-    percentage: Annotated[Percentage, Field(gt=0, le=50)]
+    percentage: CohortPercentage
     description: Text = ""
     spillover_policy: dict[SpilloverChannel, SpilloverAction] | None = None
 
 
 class CohortRef(ApiModel):
     cohort_id: Id
+
+
+class UpdateHoldoutCohort(ApiModel):
+    """Edit a DRAFT cohort; the salt never changes, and a frozen cohort refuses every edit."""
+
+    cohort_id: Id
+    name: Name | None = None
+    percentage: CohortPercentage | None = None
+    description: Text | None = None
+    spillover_policy: dict[SpilloverChannel, SpilloverAction] | None = None
+
+
+class RetireHoldoutCohort(ApiModel):
+    cohort_id: Id
+    reason: Reason
+
+
+class IsUserInHoldout(ApiModel):
+    user_id: UserId | None = None
+
+
+class CheckSpillover(ApiModel):
+    from_user_id: UserId
+    to_user_id: UserId
+    channel: SpilloverChannel
+    experiment_id: Id | None = None
+

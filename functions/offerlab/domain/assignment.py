@@ -58,3 +58,43 @@ def assign_arm(
 def new_salt() -> str:
     """A fresh random salt (128 bits, hex); generated once at creation and never changed."""
     return secrets.token_hex(16)
+
+
+# --- the hot path: the same formula with everything that does not depend on the user precomputed -------
+
+_from_bytes = int.from_bytes
+
+
+def bucket_of_bytes(prefix: bytes, unit: bytes) -> int:
+    """``bucket_of(salt, unit_id)`` given ``prefix = f"{salt}:".encode()`` and ``unit = unit_id.encode()``.
+
+    Byte-exact with ``bucket_of``: the UTF-8 encoding of a concatenation is the concatenation of the
+    encodings (tests/unit/test_holdout_assignment_plan.py checks it on the golden vectors)."""
+    return _from_bytes(sha256(prefix + unit).digest()[:8], "big") % BUCKETS
+
+
+class AssignmentPlan:
+    """``assign_arm`` for one experiment configuration, precompiled: salt prefixes encoded once and
+    thresholds rounded once, the user id encoded once for all three hashes. About 2x the speed of
+    ``assign_arm`` (benchmarks/bench_assignment.py); same answers (tests check it)."""
+
+    __slots__ = ("_holdout", "_coverage", "_arm", "_holdout_limit", "_coverage_limit", "_arm_limit")
+
+    def __init__(self, *, experiment_salt: str, treatment_percentage: float, coverage: float | None,
+                 holdout_salt: str, holdout_percentage: float) -> None:
+        self._holdout = f"{holdout_salt}:".encode()
+        self._coverage = f"{experiment_salt}:coverage:".encode()
+        self._arm = f"{experiment_salt}:arm:".encode()
+        self._holdout_limit = threshold(holdout_percentage)
+        self._coverage_limit = threshold(coverage) if coverage is not None else 0  # None: nobody enrolled
+        self._arm_limit = threshold(treatment_percentage)
+
+    def arm_of(self, user_id: str) -> Arm:
+        unit = user_id.encode()
+        if _from_bytes(sha256(self._holdout + unit).digest()[:8], "big") % BUCKETS < self._holdout_limit:
+            return Arm.HOLDOUT
+        if _from_bytes(sha256(self._coverage + unit).digest()[:8], "big") % BUCKETS >= self._coverage_limit:
+            return Arm.NOT_ENROLLED
+        if _from_bytes(sha256(self._arm + unit).digest()[:8], "big") % BUCKETS < self._arm_limit:
+            return Arm.TREATMENT
+        return Arm.CONTROL

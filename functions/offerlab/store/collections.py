@@ -23,5 +23,12 @@ SEED_COLLECTIONS = (
 
 # Added by offerlab (documented in docs/data-model.md).
 PROCESSED_EVENTS = "processedEvents"              # idempotency markers of event-triggered functions
+EXPERIMENT_EXPOSURES = "experimentExposures"      # {experimentId}_{userId}: a user's first exposure, written once
+USER_METRIC_TOTALS = "userMetricTotals"          # {experimentId}_{userId}: per-user metric sums since exposure
+FRAUD_SCORES = "fraudScores"                      # {userId}: max fraud score and reasons (fraud-signals topic)
+HOLDOUT_CONTAMINATIONS = "holdoutContaminations"  # {cohortId|experimentId}_{userId}: a flagged recipient, once
+LEDGER_HEADS = "ledgerHeads"                      # {chainId}: last sequence, head hash, count (docs/ledger.md)
+LEDGER_PENDING = "pendingEntries"                 # ledgerHeads/{chainId}/pendingEntries/{id}: recorded, not yet sequenced
+EXPERIMENT_ALERTS = "experimentAlerts"            # {alertId}: unauthorised changes and other alerts (docs/ledger.md)
 
-ALL_COLLECTIONS = SEED_COLLECTIONS + (PROCESSED_EVENTS,)
+ALL_COLLECTIONS = SEED_COLLECTIONS + (PROCESSED_EVENTS, EXPERIMENT_EXPOSURES, USER_METRIC_TOTALS, FRAUD_SCORES, HOLDOUT_CONTAMINATIONS, LEDGER_HEADS, EXPERIMENT_ALERTS,)

@@ -53,6 +53,9 @@ class HoldoutCohort(Document):  # holdoutCohorts/{cohortId}
     retired_at: datetime | None = None
     version: int = 1
     last_change: LastChange | None = None
+    # Added by holdouts (issue 4; docs/holdouts.md): who retired it and why (admin only).
+    retired_by: str | None = None
+    retirement_reason: str | None = None
 
 
 class HoldoutAssignment(Document):  # holdoutAssignments/{cohortId}_{userId}: written once
@@ -74,6 +77,11 @@ class HoldoutSpilloverEvent(Document):  # holdoutSpilloverEvents/{auto}
     cohort_ids: list[str] = Field(default_factory=list)
     actor: str
     recorded_at: datetime
+    # Added by holdouts (issue 4; docs/holdouts.md): what the contamination trigger acts on.
+    contaminated_cohort_ids: list[str] = Field(default_factory=list)  # recipient contaminated in these
+    contaminates_experiment: bool = False  # recipient (CONTROL/HOLDOUT of experimentId) contaminated for it
+    from_arm: str | None = None            # arms in experimentId, when one was given
+    to_arm: str | None = None
 
 
 class Hypothesis(Document):
@@ -107,6 +115,13 @@ class Approval(Document):
     comment: str | None = None
 
 
+class KillSwitch(Document):
+    """Whether the experiment obeys the experiment-kill-switch topic (launch checklist: 'kill-switch subscribed')."""
+
+    enabled: bool = True
+    subscribed_at: datetime | None = None
+
+
 class OfferExperiment(Document):  # offerExperiments/{experimentId}
     experiment_id: str
     name: str
@@ -133,6 +148,9 @@ class OfferExperiment(Document):  # offerExperiments/{experimentId}
     created_at: datetime
     version: int = 1
     last_change: LastChange | None = None
+    # Added by the lifecycle (issue 5): optional so older documents still read.
+    kill_switch: KillSwitch | None = None  # None reads as enabled (the default at creation)
+    status_reason: str | None = None       # why it was last paused, killed or rejected
 
 
 class ExperimentSnapshot(Document):  # experimentSnapshots/{experimentId}_{tick}
@@ -185,6 +203,7 @@ class RolloutStage(Document):
     min_exposures_per_arm: int
     require_no_srm: bool = True
     require_no_guardrail_violation: bool = True
+    require_no_open_issues: bool = True  # added by the rollout controller (issue 7; docs/rollout.md)
 
 
 class RolloutPlan(Document):  # rolloutPlans/{experimentId}
@@ -198,6 +217,8 @@ class RolloutPlan(Document):  # rolloutPlans/{experimentId}
     stage_entered_at: datetime | None = None
     version: int = 1
     last_change: LastChange | None = None
+    # Added by the rollout controller (issue 7; docs/rollout.md): why it was last paused/rolled back/aborted.
+    status_reason: str | None = None
 
 
 class RolloutEvent(Document):  # rolloutEvents/{experimentId}_{version}
@@ -209,6 +230,9 @@ class RolloutEvent(Document):  # rolloutEvents/{experimentId}_{version}
     reason: str | None = None
     version: int
     occurred_at: datetime
+    # Added by the rollout controller (issue 7): the sweep tick that acted, and the evidence it judged.
+    tick: str | None = None
+    evidence: dict[str, Any] | None = None
 
 
 class LedgerEntry(Document):  # experimentLedger/{chainId}_{sequence:012d}; see docs/ledger.md
@@ -222,3 +246,59 @@ class LedgerEntry(Document):  # experimentLedger/{chainId}_{sequence:012d}; see 
     recorded_at: str  # RFC 3339 string: hashed as text, so a re-read entry hashes the same
     prev_hash: str
     hash: str
+    # experiment_id is the chain id (an experiment id or "cohort:<cohortId>"); which trigger recorded it:
+    source_kind: str | None = None  # EXPERIMENT_EVENT, ROLLOUT_EVENT, ANALYSIS, SPILLOVER_VIOLATION, *_DOCUMENT
+
+
+# --- Added by the lifecycle, offer delivery and metric ingestion (issue 5; docs/lifecycle.md) -----------
+
+
+class ExperimentExposure(Document):  # experimentExposures/{experimentId}_{userId}: created once, never updated
+    experiment_id: str
+    user_id: str
+    arm: str                       # HOLDOUT | CONTROL | TREATMENT (NOT_ENROLLED users are not exposed)
+    first_exposed_at: datetime
+    coverage: float | None         # the rollout stage (percent) when the user was first exposed
+    stage_index: int | None = None
+    experiment_version: int
+
+
+class UserMetricTotals(Document):  # userMetricTotals/{experimentId}_{userId}
+    experiment_id: str
+    user_id: str
+    arm: str
+    first_exposed_at: datetime
+    counts: dict[str, int]         # per event type, events at or after first exposure
+    amounts: dict[str, float]      # per money type (purchase, renewal, refund, chargeback)
+    sandbox_events: int = 0
+    sandbox: bool = False
+    pre_exposure: dict[str, float] = Field(default_factory=dict)  # CUPED covariate: purchases before exposure
+    last_region: str | None = None
+    last_platform: str | None = None
+    last_currency: str | None = None
+    last_event_at: datetime | None = None
+    updated_at: datetime
+
+
+class FraudScore(Document):  # fraudScores/{userId}
+    user_id: str
+    max_score: float
+    last_score: float
+    reasons: list[str]
+    signals: int
+    last_occurred_at: datetime
+    updated_at: datetime
+
+
+# --- Added by holdouts (issue 4; docs/holdouts.md) ------------------------------------------------------
+
+
+class HoldoutContamination(Document):  # holdoutContaminations/{cohortId or experimentId}_{userId}: created once
+    user_id: str
+    cohort_id: str | None = None       # set for a holdout cohort's contaminated member
+    experiment_id: str | None = None   # set for an experiment's contaminated CONTROL/HOLDOUT user
+    arm: str | None = None             # the user's arm in experiment_id
+    channel: SpilloverChannel
+    from_user_id: str
+    spillover_event_id: str            # the holdoutSpilloverEvents document that contaminated the user first
+    contaminated_at: datetime

@@ -1,0 +1,9 @@
+"""Request model of get_offer, in its own module: get_offer's instances import only what they need."""
+from __future__ import annotations
+
+from offerlab.api.models import ApiModel, Id, UserId
+
+
+class GetOffer(ApiModel):
+    user_id: UserId | None = None
+    experiment_id: Id | None = None

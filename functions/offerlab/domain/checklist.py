@@ -1,0 +1,85 @@
+"""The launch checklist of API.md (start_experiment): pure, so every rule is unit-tested without Firestore.
+
+The service gathers the facts inside the start transaction (experiment, its holdout cohort, its rollout
+plan, whether its creation event exists) and refuses with FAILED_PRECONDITION and ``details.checklist``
+unless every item is ok. Definitions of the items that API.md leaves open are in docs/lifecycle.md.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+# Channels on which a benefit (the offer itself) changes hands: isolation requires they are never ALLOWed
+# into a holdout. A referral only passes a link, so ALLOW is tolerated there (issue 4's default is FLAG).
+ISOLATING_CHANNELS = ("gift", "shared_wallet")
+
+ITEMS = ("frozen_holdout", "hypothesis", "primary_kpi", "guardrails", "spillover_isolation",
+         "approvals", "kill_switch", "ledger_recording", "rollout_plan")
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    item: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LaunchFacts:
+    """What the checklist needs, already read from the store (plain values: the domain stays pure)."""
+
+    cohort_status: str | None                       # None: the cohort does not exist
+    cohort_spillover_policy: Mapping[str, str] = field(default_factory=dict)
+    hypothesis_statement: str = ""
+    success_criteria: tuple[str, ...] = ()
+    kpi_types: tuple[str, ...] = ()
+    guardrail_count: int = 0
+    approvers: tuple[str, ...] = ()
+    approved_by: tuple[str, ...] = ()
+    kill_switch_enabled: bool = False
+    creation_event_recorded: bool = False
+    rollout_plan_status: str | None = None          # None: no plan
+    rollout_stage_count: int = 0
+
+
+def evaluate(facts: LaunchFacts) -> list[ChecklistItem]:
+    """Every item, in the order of API.md, each with a short human-readable detail."""
+    items = []
+
+    def add(item: str, ok: bool, yes: str, no: str) -> None:
+        items.append(ChecklistItem(item, ok, yes if ok else no))
+
+    add("frozen_holdout", facts.cohort_status == "FROZEN", "The holdout cohort is frozen.",
+        "The holdout cohort does not exist." if facts.cohort_status is None
+        else f"The holdout cohort is {facts.cohort_status}, not FROZEN.")
+    add("hypothesis", bool(facts.hypothesis_statement.strip()) and len(facts.success_criteria) > 0,
+        "A hypothesis with success criteria is recorded.",
+        "A hypothesis needs a statement and at least one success criterion.")
+    primaries = sum(1 for t in facts.kpi_types if t == "PRIMARY")
+    add("primary_kpi", primaries == 1, "Exactly one PRIMARY KPI.", f"Found {primaries} PRIMARY KPIs; exactly one is required.")
+    add("guardrails", facts.guardrail_count >= 1, f"{facts.guardrail_count} guardrail(s) defined.",
+        "At least one guardrail is required.")
+    leaky = [ch for ch in ISOLATING_CHANNELS if facts.cohort_spillover_policy.get(ch, "ALLOW") == "ALLOW"]
+    add("spillover_isolation", facts.cohort_status is not None and not leaky,
+        "Gifts and shared wallets into the holdout are blocked or flagged.",
+        "The holdout cohort does not exist." if facts.cohort_status is None
+        else f"The cohort's spillover policy ALLOWs: {', '.join(leaky)}.")
+    missing = sorted(set(facts.approvers) - set(facts.approved_by))
+    add("approvals", bool(facts.approvers) and not missing, "Every listed approver approved.",
+        "No approvers are listed." if not facts.approvers else f"Waiting for: {', '.join(missing)}.")
+    add("kill_switch", facts.kill_switch_enabled, "The experiment obeys the experiment-kill-switch topic.",
+        "The kill-switch is disabled for this experiment.")
+    add("ledger_recording", facts.creation_event_recorded, "The experiment's creation event is recorded.",
+        "The experiment's creation event is missing: the ledger cannot account for it.")
+    add("rollout_plan", facts.rollout_plan_status == "PLANNED" and facts.rollout_stage_count > 0,
+        "A rollout plan is configured.",
+        "No rollout plan: call create_rollout_plan." if facts.rollout_plan_status is None
+        else f"The rollout plan is {facts.rollout_plan_status}, not PLANNED.")
+    return items
+
+
+def is_ready(items: list[ChecklistItem]) -> bool:
+    return all(i.ok for i in items)

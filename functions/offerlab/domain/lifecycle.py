@@ -1,0 +1,146 @@
+"""The experiment lifecycle of API.md §3 as one transition table, next to the guards that allow each step.
+
+    DRAFT → PENDING_APPROVAL → APPROVED → RUNNING ⇄ PAUSED → COMPLETED
+    KILLED from any non-terminal state; a rejection or an edit returns it to DRAFT.
+
+Pure: no Firebase, no store. The service layer reads the experiment inside a transaction, asks
+``plan_transition`` what the next state is (or gets the refusal), and writes the new state, a new version
+and one ``experimentEvents`` document in the same transaction (docs/lifecycle.md).
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Iterable
+
+from offerlab.domain.errors import FailedPrecondition, PermissionDenied
+from offerlab.domain.types import ExperimentStatus as S
+
+
+class Command(str, enum.Enum):
+    """What a caller (or the kill-switch) asks for; the imperative twin of each event type."""
+
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    SUBMIT = "SUBMIT"
+    APPROVE = "APPROVE"
+    REJECT = "REJECT"
+    START = "START"
+    PAUSE = "PAUSE"
+    RESUME = "RESUME"
+    COMPLETE = "COMPLETE"
+    KILL = "KILL"
+
+
+# Events are past tense (STYLE.md); the ledger engineer's trigger reads these names.
+EVENT_TYPES: dict[Command, str] = {
+    Command.CREATE: "EXPERIMENT_CREATED",
+    Command.UPDATE: "EXPERIMENT_UPDATED",
+    Command.SUBMIT: "EXPERIMENT_SUBMITTED",
+    Command.APPROVE: "EXPERIMENT_APPROVED",
+    Command.REJECT: "EXPERIMENT_REJECTED",
+    Command.START: "EXPERIMENT_STARTED",
+    Command.PAUSE: "EXPERIMENT_PAUSED",
+    Command.RESUME: "EXPERIMENT_RESUMED",
+    Command.COMPLETE: "EXPERIMENT_COMPLETED",
+    Command.KILL: "EXPERIMENT_KILLED",
+}
+# One approval out of several: the experiment stays PENDING_APPROVAL, the event still goes to the ledger.
+APPROVAL_RECORDED = "EXPERIMENT_APPROVAL_RECORDED"
+
+TERMINAL = frozenset({S.COMPLETED, S.KILLED})
+NON_TERMINAL = frozenset(S) - TERMINAL
+# The offer and the arms never change while these hold (API.md §3).
+LIVE = frozenset({S.RUNNING, S.PAUSED})
+
+# The table: command → {from status → to status}. APPROVE's target depends on whether the approval is the
+# last one missing (see ``plan_transition``); the table lists where the *last* approval leads.
+TRANSITIONS: dict[Command, dict[S, S]] = {
+    Command.UPDATE: {S.DRAFT: S.DRAFT, S.PENDING_APPROVAL: S.DRAFT, S.APPROVED: S.DRAFT},
+    Command.SUBMIT: {S.DRAFT: S.PENDING_APPROVAL},
+    Command.APPROVE: {S.PENDING_APPROVAL: S.APPROVED},
+    # An approver may withdraw consent until the experiment starts.
+    Command.REJECT: {S.PENDING_APPROVAL: S.DRAFT, S.APPROVED: S.DRAFT},
+    Command.START: {S.APPROVED: S.RUNNING},
+    Command.PAUSE: {S.RUNNING: S.PAUSED},
+    Command.RESUME: {S.PAUSED: S.RUNNING},
+    Command.COMPLETE: {S.RUNNING: S.COMPLETED, S.PAUSED: S.COMPLETED},
+    Command.KILL: {status: S.KILLED for status in NON_TERMINAL},
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks, as the domain needs it: the ledger name, the token email and the roles that matter here."""
+
+    name: str
+    email: str | None
+    is_admin: bool = False
+    is_approver: bool = False
+    is_system: bool = False  # the kill-switch topic, scheduled sweeps: authorised by IAM, not by a token
+
+
+@dataclass(frozen=True)
+class Transition:
+    command: Command
+    from_status: S
+    to_status: S
+    event_type: str
+
+
+def plan_transition(command: Command, status: S, *, approvals_after: Iterable[str] = (),
+                    approvers: Iterable[str] = ()) -> Transition:
+    """The transition ``command`` makes from ``status``, or FAILED_PRECONDITION when the table has none.
+
+    For APPROVE, ``approvals_after`` is the set of approvers who will have approved once this approval
+    counts: the experiment becomes APPROVED only when it covers every listed approver.
+    """
+    targets = TRANSITIONS.get(command, {})
+    if status not in targets:
+        allowed = ", ".join(s.value for s in targets) or "none"
+        raise FailedPrecondition(
+            f"Cannot {command.value.lower()} an experiment that is {status.value} (allowed from: {allowed}).",
+            {"status": status.value, "command": command.value})
+    if command is Command.APPROVE and not set(approvers) <= set(approvals_after):
+        return Transition(command, status, status, APPROVAL_RECORDED)
+    return Transition(command, status, targets[status], EVENT_TYPES[command])
+
+
+# --- guards on who may act ---------------------------------------------------------------------------
+
+# What automation may do without a token: the kill-switch topic kills, guardrail and rollout sweeps pause or
+# kill (a guardrail's violationAction). Nothing automated starts, resumes or approves anything.
+SYSTEM_COMMANDS = frozenset({Command.PAUSE, Command.KILL})
+
+AUTHOR_COMMANDS = frozenset({Command.UPDATE, Command.SUBMIT, Command.START, Command.PAUSE, Command.RESUME,
+                             Command.COMPLETE})
+
+
+def check_actor(command: Command, actor: Actor, *, author: str, approvers: Iterable[str]) -> None:
+    """PERMISSION_DENIED unless ``actor`` may issue ``command`` on an experiment by ``author`` (API.md §1).
+
+    Role membership itself (experimenter, approver, admin) is checked by the api layer before this runs;
+    these are the per-experiment rules that need the stored experiment.
+    """
+    if actor.is_system:
+        if command not in SYSTEM_COMMANDS:
+            raise PermissionDenied("Automated actors may only pause or kill experiments.")
+        return
+    if command in AUTHOR_COMMANDS:
+        if not (actor.is_admin or (actor.email is not None and actor.email == author)):
+            raise PermissionDenied("Only the experiment's author (or an admin) may do this.")
+    elif command in (Command.APPROVE, Command.REJECT):
+        if actor.email is None or actor.email not in set(approvers):
+            raise PermissionDenied("You are not listed as an approver of this experiment.")
+        if actor.email == author:
+            raise PermissionDenied("An author never approves or rejects their own experiment.")
+        if not (actor.is_approver or actor.is_admin):
+            raise PermissionDenied("Approving requires the approver role.")
+    elif command is Command.KILL:
+        if not actor.is_admin:
+            raise PermissionDenied("Only an admin may kill an experiment.")
+
+
+def check_not_already_approved(actor_email: str, approvals: Iterable[str]) -> None:
+    if actor_email in set(approvals):
+        raise FailedPrecondition("You have already approved this experiment.")

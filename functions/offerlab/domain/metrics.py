@@ -1,0 +1,158 @@
+"""Metric events (API.md §5) and per-user totals (API.md §7): validation and the totals rules, pure.
+
+A totals document holds, per (experiment, user), counts and amount sums per event type from the user's
+first exposure on; the metrics of §7 are functions of those sums, so the analytics engineer derives
+``net_ltv`` etc. from one document per user (``metric_value``). Amounts are assumed to be in the reporting
+currency (producers convert; the last currency seen is kept for audits).
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic.alias_generators import to_camel
+
+from offerlab.domain.clock import parse_rfc3339
+
+_ID = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[^/\x00-\x1f]+$")]
+_LABEL = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
+
+
+class MetricEventType(str, enum.Enum):
+    PURCHASE = "purchase"
+    RENEWAL = "renewal"
+    REFUND = "refund"
+    CHARGEBACK = "chargeback"
+    TRIAL_START = "trial_start"
+    TRIAL_CONVERSION = "trial_conversion"
+    CANCELLATION = "cancellation"
+    PAYWALL_VIEW = "paywall_view"
+
+
+class Metric(str, enum.Enum):
+    """The metrics of API.md §7 (KPIs and guardrails must name one of these)."""
+
+    NET_LTV = "net_ltv"
+    ARPU = "arpu"
+    CONVERSION_RATE = "conversion_rate"
+    TRIAL_CONVERSION_RATE = "trial_conversion_rate"
+    CHURN_RATE = "churn_rate"
+    REFUND_RATE = "refund_rate"
+
+
+class MetricKind(str, enum.Enum):
+    MEAN = "mean"              # mean per user of a per-user value
+    PROPORTION = "proportion"  # share of users with a 0/1 value
+    RATIO = "ratio"            # Σ numerator / Σ denominator over users (delta method for its variance)
+
+
+METRIC_KINDS = {
+    Metric.NET_LTV: MetricKind.MEAN, Metric.ARPU: MetricKind.MEAN, Metric.CONVERSION_RATE: MetricKind.PROPORTION,
+    Metric.TRIAL_CONVERSION_RATE: MetricKind.RATIO, Metric.CHURN_RATE: MetricKind.PROPORTION,
+    Metric.REFUND_RATE: MetricKind.RATIO,
+}
+
+MONEY_TYPES = frozenset({MetricEventType.PURCHASE, MetricEventType.RENEWAL, MetricEventType.REFUND,
+                         MetricEventType.CHARGEBACK})
+
+
+class MetricEvent(BaseModel):
+    """One message of ``offer-metric-events``. Unknown extra fields are ignored (producers may add some)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore",
+                              frozen=True, allow_inf_nan=False)
+
+    event_id: _ID
+    user_id: _ID
+    type: MetricEventType
+    # Amounts are non-negative: a refund is a positive amount of type "refund", never a negative purchase.
+    value: float | None = Field(default=None, ge=0, le=1e9)
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")] | None = None
+    occurred_at: datetime
+    experiment_id: _ID | None = None
+    region: _LABEL | None = None
+    platform: _LABEL | None = None
+    sandbox: bool = False
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> datetime:
+        if not isinstance(value, str):
+            raise ValueError("occurredAt must be an RFC 3339 string")
+        return parse_rfc3339(value)  # raises ValueError on anything unparseable or without a zone
+
+
+def parse_metric_event(data: Any) -> MetricEvent:
+    """The validated event; raises ``ValueError`` (pydantic's ValidationError) with the reason otherwise."""
+    if not isinstance(data, dict):
+        raise ValueError("the message is not a JSON object")
+    event = MetricEvent.model_validate(data)
+    if event.type in MONEY_TYPES and event.value is None:
+        raise ValueError(f"a {event.type.value} event needs a value (its amount)")
+    return event
+
+
+def empty_totals() -> dict[str, Any]:
+    return {"counts": {t.value: 0 for t in MetricEventType}, "amounts": {t.value: 0.0 for t in MONEY_TYPES},
+            "sandboxEvents": 0, "preExposure": {"purchaseCount": 0, "purchaseAmount": 0.0, "events": 0}}
+
+
+def counts_toward_experiment(event: MetricEvent, first_exposed_at: datetime) -> bool:
+    """API.md §7: metrics run over the experiment window from first exposure (inclusive)."""
+    return event.occurred_at >= first_exposed_at
+
+
+def apply_event(totals: dict[str, Any], event: MetricEvent, first_exposed_at: datetime) -> dict[str, Any]:
+    """The totals after ``event`` (a new dict). Events before first exposure only feed the CUPED covariate
+    ``preExposure`` (Deng et al. 2013, "Improving the sensitivity of online controlled experiments by
+    utilizing pre-experiment data"): purchases before exposure are independent of the arm."""
+    out = {**empty_totals(), **totals}
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in out.items()}
+    if not counts_toward_experiment(event, first_exposed_at):
+        pre = out["preExposure"]
+        pre["events"] = pre.get("events", 0) + 1
+        if event.type is MetricEventType.PURCHASE:
+            pre["purchaseCount"] = pre.get("purchaseCount", 0) + 1
+            pre["purchaseAmount"] = pre.get("purchaseAmount", 0.0) + float(event.value or 0.0)
+        return out
+    out["counts"][event.type.value] = out["counts"].get(event.type.value, 0) + 1
+    if event.type in MONEY_TYPES:
+        out["amounts"][event.type.value] = out["amounts"].get(event.type.value, 0.0) + float(event.value or 0.0)
+    if event.sandbox:
+        out["sandboxEvents"] = out.get("sandboxEvents", 0) + 1
+        out["sandbox"] = True
+    if event.region:
+        out["lastRegion"] = event.region
+    if event.platform:
+        out["lastPlatform"] = event.platform
+    if event.currency:
+        out["lastCurrency"] = event.currency.upper()
+    last = out.get("lastEventAt")
+    if last is None or event.occurred_at > last:
+        out["lastEventAt"] = event.occurred_at
+    return out
+
+
+def metric_value(totals: dict[str, Any], metric: Metric) -> tuple[float, float]:
+    """One user's contribution to ``metric`` as (numerator, denominator), per API.md §7.
+
+    MEAN and PROPORTION metrics have denominator 1 (one user); RATIO metrics sum both over users.
+    """
+    counts = {**empty_totals()["counts"], **totals.get("counts", {})}
+    amounts = {**empty_totals()["amounts"], **totals.get("amounts", {})}
+    if metric is Metric.NET_LTV:
+        return amounts["purchase"] + amounts["renewal"] - amounts["refund"] - amounts["chargeback"], 1.0
+    if metric is Metric.ARPU:
+        return amounts["purchase"] + amounts["renewal"], 1.0
+    if metric is Metric.CONVERSION_RATE:
+        return (1.0 if counts["purchase"] >= 1 else 0.0), 1.0
+    if metric is Metric.TRIAL_CONVERSION_RATE:
+        return float(counts["trial_conversion"]), float(counts["trial_start"])
+    if metric is Metric.CHURN_RATE:
+        return (1.0 if counts["cancellation"] >= 1 else 0.0), 1.0
+    if metric is Metric.REFUND_RATE:
+        return float(counts["refund"] + counts["chargeback"]), float(counts["purchase"])
+    raise ValueError(f"unknown metric {metric}")
+

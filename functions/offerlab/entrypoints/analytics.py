@@ -1,0 +1,101 @@
+"""Analytics and guardrail functions (issue 6; docs/analytics.md).
+
+Callables: analyze_experiment, check_guardrails, monitor_experiment. Scheduled (API.md §6):
+guardrail_sweep every 5 minutes (fans out one message per RUNNING experiment to ``guardrail-checks``) and
+kpi_snapshot hourly; both take *now* from ``event.schedule_time`` (the X-CloudScheduler-ScheduleTime
+header) and are harmless to run at any time (idempotent per tick). Pub/Sub: on_guardrail_check.
+
+Services are imported inside the functions: numpy/scipy stay off every other function's cold start.
+"""
+from __future__ import annotations
+
+__all__ = ["analyze_experiment", "check_guardrails", "monitor_experiment", "guardrail_sweep", "kpi_snapshot",
+           "on_guardrail_check"]
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+from firebase_functions import https_fn, pubsub_fn, scheduler_fn
+
+from offerlab.api import analytics as m
+from offerlab.api.auth import Role
+from offerlab.api.callable import handle
+
+log = logging.getLogger("offerlab.analytics")
+
+GUARDRAIL_TOPIC = "guardrail-checks"  # = service.sweeps.GUARDRAIL_TOPIC (not imported: cold start)
+MAX_RETRY_AGE = timedelta(minutes=10)
+
+
+@https_fn.on_call(memory=1024, timeout_sec=540)
+def analyze_experiment(req: https_fn.CallableRequest) -> dict:
+    """Experimenters (their own experiments), analysts and admins; each call stores a NEW analysis."""
+    def action(caller, p: m.AnalyzeExperiment):
+        from offerlab.service import analytics as svc  # noqa: PLC0415
+
+        return svc.analyze_experiment(caller, p.experiment_id, p.metric, p.treatment_user_ids, p.control_user_ids)
+
+    return handle(req, m.AnalyzeExperiment, action, roles=[Role.EXPERIMENTER, Role.ANALYST])
+
+
+@https_fn.on_call()
+def check_guardrails(req: https_fn.CallableRequest) -> dict:
+    """The author or an admin acts on violations; other experimenters and analysts get a dry run."""
+    def action(caller, p: m.CheckGuardrails):
+        from offerlab.service import guardrails as svc  # noqa: PLC0415
+
+        return svc.check_guardrails(caller, p.experiment_id)
+
+    return handle(req, m.CheckGuardrails, action, roles=[Role.EXPERIMENTER, Role.ANALYST])
+
+
+@https_fn.on_call()
+def monitor_experiment(req: https_fn.CallableRequest) -> dict:
+    def action(caller, p: m.MonitorExperiment):
+        from offerlab.service import guardrails as svc  # noqa: PLC0415
+
+        return svc.monitor_experiment(caller, p.experiment_id)
+
+    return handle(req, m.MonitorExperiment, action, roles=[Role.EXPERIMENTER, Role.ANALYST])
+
+
+@scheduler_fn.on_schedule(schedule="every 5 minutes")
+def guardrail_sweep(event: scheduler_fn.ScheduledEvent) -> None:
+    from offerlab.service import sweeps  # noqa: PLC0415
+
+    published = sweeps.guardrail_sweep(event.schedule_time)
+    log.info("guardrail sweep %s: %d checks published", event.schedule_time.isoformat(), published)
+
+
+@scheduler_fn.on_schedule(schedule="every 60 minutes")
+def kpi_snapshot(event: scheduler_fn.ScheduledEvent) -> None:
+    from offerlab.service import snapshots  # noqa: PLC0415
+
+    report = snapshots.kpi_snapshot(event.schedule_time)
+    log.info("kpi snapshot %s: %d written, %d existing, %d failed", event.schedule_time.isoformat(),
+             len(report.written), len(report.existing), len(report.failed))
+
+
+@pubsub_fn.on_message_published(topic=GUARDRAIL_TOPIC)
+def on_guardrail_check(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
+    """One experiment's check. Bad data: logged and acknowledged. A transient failure is re-raised for
+    redelivery only while the message is younger than MAX_RETRY_AGE, then dropped (never forever)."""
+    from offerlab.service import sweeps  # noqa: PLC0415
+
+    message = event.data.message
+    try:
+        data = message.json
+    except ValueError:
+        log.warning("dropped guardrail check %s: not JSON", message.message_id)
+        return
+    try:
+        outcome = sweeps.handle_guardrail_check(data)
+    except Exception:
+        published = message.publish_time
+        age = datetime.now(timezone.utc) - published if published else MAX_RETRY_AGE
+        if age >= MAX_RETRY_AGE:
+            log.exception("dropped guardrail check %s after %s of failures", message.message_id, age)
+            return
+        log.exception("guardrail check %s failed; leaving it for redelivery", message.message_id)
+        raise
+    log.info("guardrail check %s: %s %s %s", message.message_id, outcome.status, outcome.action, outcome.reason)

@@ -1,0 +1,15 @@
+"""get_offer (API.md §3): any signed-in user for their own uid; the service role for anyone."""
+from __future__ import annotations
+
+__all__ = ["get_offer"]
+
+from firebase_functions import https_fn
+
+from offerlab.api.offers import GetOffer
+from offerlab.api.callable import handle
+from offerlab.service import offers as svc
+
+
+@https_fn.on_call()
+def get_offer(req: https_fn.CallableRequest) -> dict:
+    return handle(req, GetOffer, lambda c, p: svc.get_offer(c, p.user_id, p.experiment_id))

@@ -1,0 +1,340 @@
+"""analyze_experiment (API.md §3, Analytics): raw and bias-corrected results, stored once, never updated.
+
+    read (AnalysisSource) → per-user values and exclusion flags → stats.corrections.corrected_analysis
+    → SRM, dataQuality, recommendation (domain/analysis_rules.py) → one transaction: create the analysis
+
+The analysis document is created with ``create`` under a new id: nothing ever updates it (rules deny
+clients; no function writes it twice); a second call makes a second analysis. Its creation is the event
+the ledger records (ANALYSIS_RECORDED, ledger trigger on experimentAnalyses), with ``inputsDigest``: the
+sha256 of the canonical inputs (docs/analytics.md), so anyone holding the same data can re-derive it.
+
+Exclusions (each reported ``{type, affectedUserCount, severity, byArm}``, always all five):
+fraud (highest fraud-signals score ≥ the threshold), bot (domain/analysis_rules.bot_reason), sandbox
+(any sandbox event), spillover (contaminated users), regional_policy (domain/regional_policy.py); then
+winsorization of mean metrics at a pooled percentile of the kept non-zero values fixed in the settings
+before any data is read (the uncapped result is reported too).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from offerlab.api.auth import Caller, Role
+from offerlab.domain import analysis_rules as rules
+from offerlab.domain.clock import utcnow
+from offerlab.domain.errors import InvalidArgument, PermissionDenied
+from offerlab.domain.metrics import METRIC_KINDS, Metric, MetricKind
+from offerlab.domain.regional_policy import RegionalPolicy, policy_from_env
+from offerlab.ledger.canonical import canonicalize
+from offerlab.service.analysis_source import ARMS, AnalysisSource, FirestoreAnalysisSource, UserRow
+from offerlab.store import analyses as repo
+from offerlab.store import experiments as experiments_repo
+from offerlab.store.documents import ExperimentAnalysis, OfferExperiment
+from offerlab.store.transaction import run_in_transaction
+
+EXCLUSION_REASONS = ("fraud", "bot", "sandbox", "spillover", "regional_policy")
+DIGEST_FORMAT = "offerlab-analysis-inputs/1"
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Fixed before the analysis reads any data (a cap or threshold chosen after looking is p-hacking)."""
+
+    fraud_threshold: float = 0.8
+    winsorize_percentile: float = 99.0
+    alpha: float = 0.05
+    policy: RegionalPolicy = field(default_factory=lambda: policy_from_env(None))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fraudThreshold": self.fraud_threshold, "winsorizePercentile": self.winsorize_percentile,
+                "alpha": self.alpha, "regionalPolicy": self.policy.as_dict(),
+                "botRules": {"paywallViews": rules.BOT_PAYWALL_VIEWS, "eventsPerMinute": rules.BOT_EVENTS_PER_MINUTE,
+                             "minEventsForRate": rules.BOT_MIN_EVENTS_FOR_RATE}}
+
+
+def settings_from_env() -> AnalysisSettings:
+    """Deployment settings: OFFERLAB_FRAUD_THRESHOLD, OFFERLAB_WINSORIZE_PERCENTILE, OFFERLAB_REGIONAL_POLICY."""
+    return AnalysisSettings(
+        fraud_threshold=float(os.environ.get("OFFERLAB_FRAUD_THRESHOLD", "0.8")),
+        winsorize_percentile=float(os.environ.get("OFFERLAB_WINSORIZE_PERCENTILE", "99")),
+        policy=policy_from_env(os.environ.get("OFFERLAB_REGIONAL_POLICY")),
+    )
+
+
+# --- inputs --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnalysisInputs:
+    """Everything an analysis depends on, already read; ``compute_analysis`` is a function of this alone."""
+
+    experiment: OfferExperiment
+    metric: Metric
+    rows: Sequence[UserRow]
+    fraud_scores: dict[str, float]  # users whose score is at or above the threshold (others do not matter)
+    contaminated: set[str]
+    settings: AnalysisSettings
+    treatment_user_ids: tuple[str, ...] | None = None
+    control_user_ids: tuple[str, ...] | None = None
+
+
+def _restrict(rows: Sequence[UserRow], treatment_ids: Sequence[str] | None,
+              control_ids: Sequence[str] | None) -> list[UserRow]:
+    """Keep only the listed users of an arm whose list is given; every listed user must be an exposed user
+    of that arm (INVALID_ARGUMENT naming each bad entry otherwise)."""
+    if treatment_ids is None and control_ids is None:
+        return list(rows)
+    by_id = {r.user_id: r for r in rows}
+    problems: list[dict[str, str]] = []
+    wanted: dict[str, set[str]] = {}
+    for arm, ids, path in (("TREATMENT", treatment_ids, "treatmentUserIds"), ("CONTROL", control_ids, "controlUserIds")):
+        if ids is None:
+            continue
+        wanted[arm] = set(ids)
+        for index, user_id in enumerate(ids):
+            row = by_id.get(user_id)
+            if row is None:
+                problems.append({"path": f"{path}.{index}", "message": "not an exposed user of this experiment"})
+            elif row.arm != arm:
+                problems.append({"path": f"{path}.{index}", "message": f"the user is in {row.arm}, not {arm}"})
+    overlap = set(treatment_ids or ()) & set(control_ids or ())
+    if overlap:
+        problems.append({"path": "controlUserIds", "message": "a user is listed in both arms"})
+    if problems:
+        raise InvalidArgument("The request is invalid.", {"fields": problems[:50]})
+    return [r for r in rows if r.arm not in wanted or r.user_id in wanted[r.arm]]
+
+
+def exclusion_flags(row: UserRow, inputs: AnalysisInputs) -> dict[str, bool]:
+    """Each documented exclusion reason for one user (docs/analytics.md)."""
+    score = inputs.fraud_scores.get(row.user_id)
+    return {
+        "fraud": score is not None and score >= inputs.settings.fraud_threshold,
+        "bot": rules.bot_reason(row.counts, row.first_exposed_at, row.last_event_at) is not None,
+        "sandbox": row.sandbox,
+        "spillover": row.user_id in inputs.contaminated,
+        "regional_policy": inputs.settings.policy.excludes(inputs.experiment.offer_type, row.region),
+    }
+
+
+def inputs_digest(inputs: AnalysisInputs, rows: Sequence[UserRow], flags: Sequence[dict[str, bool]]) -> str:
+    """sha256 over the canonical inputs: an RFC 8785 header (experiment, metric, settings, user lists), then
+    one compact JSON line per user in user-id order: [userId, arm, numerator, denominator, covariate,
+    fraudScore (null below the threshold), flags...]. Floats print as Python's shortest round-trip repr (deterministic)."""
+    header = {
+        "format": DIGEST_FORMAT, "experimentId": inputs.experiment.experiment_id, "metric": inputs.metric.value,
+        "offerType": inputs.experiment.offer_type.value, "treatmentPercentage": inputs.experiment.treatment_percentage,
+        "settings": inputs.settings.as_dict(),
+        "treatmentUserIds": sorted(inputs.treatment_user_ids) if inputs.treatment_user_ids is not None else None,
+        "controlUserIds": sorted(inputs.control_user_ids) if inputs.control_user_ids is not None else None,
+    }
+    digest = hashlib.sha256(canonicalize(_jsonable(header)))
+    for row, flag in zip(rows, flags):
+        num, den = row.value(inputs.metric)
+        score = inputs.fraud_scores.get(row.user_id)
+        score = score if score is not None and score >= inputs.settings.fraud_threshold else None
+        line = [row.user_id, row.arm, float(num), float(den), row.covariate(), score,
+                *[bool(flag[r]) for r in EXCLUSION_REASONS]]
+        digest.update(b"\n" + json.dumps(line, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    """Floats that are whole numbers as ints (RFC 8785 prints them the same; the fast path takes ints)."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+# --- the computation ----------------------------------------------------------------------------------
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _pct(value: float | None) -> float | None:
+    v = _finite(value)
+    return None if v is None else 100.0 * v
+
+
+def _interval(pair: Iterable[float]) -> list[float | None]:
+    return [_pct(v) for v in pair]
+
+
+def _corrected(arm_rows: dict[str, list[tuple[UserRow, dict[str, bool]]]], metric: Metric,
+               settings: AnalysisSettings) -> Any:
+    """stats.corrections.corrected_analysis of one metric on the arms' rows and exclusion flags."""
+    import numpy as np  # noqa: PLC0415 - heavy: only analyses load it
+
+    from offerlab.stats.corrections import corrected_analysis  # noqa: PLC0415
+
+    kind = {MetricKind.MEAN: "mean", MetricKind.PROPORTION: "proportion", MetricKind.RATIO: "ratio"}[METRIC_KINDS[metric]]
+    per_arm: dict[str, dict[str, Any]] = {}
+    for arm in ARMS:
+        pairs = arm_rows[arm]
+        values = [r.value(metric) for r, _ in pairs]
+        per_arm[arm] = {
+            "y": np.fromiter((v[0] for v in values), dtype=np.float64, count=len(values)),
+            "den": np.fromiter((v[1] for v in values), dtype=np.float64, count=len(values)),
+            "cov": np.fromiter((r.covariate() for r, _ in pairs), dtype=np.float64, count=len(pairs)),
+            "flags": {reason: np.fromiter((f[reason] for _, f in pairs), dtype=bool, count=len(pairs))
+                      for reason in EXCLUSION_REASONS},
+        }
+    c, t = per_arm["CONTROL"], per_arm["TREATMENT"]
+    if kind == "ratio":
+        x_c, x_t = c["den"], t["den"]
+    elif kind == "mean" and (np.any(c["cov"] != 0) or np.any(t["cov"] != 0)):
+        x_c, x_t = c["cov"], t["cov"]  # CUPED on pre-exposure purchases (Deng et al. 2013)
+    else:
+        x_c = x_t = None
+    cap_percentile = settings.winsorize_percentile if kind == "mean" else None
+    return corrected_analysis(c["y"], t["y"], c["flags"], t["flags"], cap_percentile, alpha=settings.alpha,
+                              kind=kind, x_control=x_c, x_treatment=x_t)
+
+
+def _kpi_family(experiment: OfferExperiment, metric: Metric, result: Any,
+                arm_rows: dict[str, list[tuple[UserRow, dict[str, bool]]]], settings: AnalysisSettings) -> list[dict[str, Any]]:
+    """The experiment's PRIMARY and SECONDARY KPI metrics, each with its corrected p-value and the Holm
+    adjustment across them (Holm 1979; stats.frequentist.holm_adjust). Same users, same exclusions."""
+    from offerlab.stats.frequentist import holm_adjust  # noqa: PLC0415
+
+    metrics = list(dict.fromkeys(k.metric for k in experiment.kpis if k.type in ("PRIMARY", "SECONDARY")
+                                 and k.metric in Metric._value2member_map_))
+    if not metrics:
+        return []
+    p_values = []
+    for name in metrics:
+        p = result.corrected.p_value if name == metric.value else _corrected(arm_rows, Metric(name), settings).corrected.p_value
+        p_values.append(_finite(p))
+    valid = [i for i, p in enumerate(p_values) if p is not None]
+    adjusted = dict(zip(valid, holm_adjust([p_values[i] for i in valid]))) if valid else {}
+    return [{"metric": name, "pValue": p_values[i], "holmAdjustedPValue": adjusted.get(i)}
+            for i, name in enumerate(metrics)]
+
+
+def compute_analysis(inputs: AnalysisInputs) -> dict[str, Any]:
+    """The analysis as stored (without id, author and time): pure given ``inputs`` (numpy imported here)."""
+    from offerlab.stats.frequentist import srm_p_value  # noqa: PLC0415 - scipy.special: off the cold start
+
+    experiment, metric = inputs.experiment, inputs.metric
+    all_rows = list(inputs.rows)
+    rows = _restrict(all_rows, inputs.treatment_user_ids, inputs.control_user_ids)
+    flags = [exclusion_flags(r, inputs) for r in rows]
+    digest = inputs_digest(inputs, rows, flags)
+
+    arm_rows = {arm: [(r, f) for r, f in zip(rows, flags) if r.arm == arm] for arm in ARMS}
+    result = _corrected(arm_rows, metric, inputs.settings)
+    family = _kpi_family(experiment, metric, result, arm_rows, inputs.settings)
+    adjusted_p = next((k["holmAdjustedPValue"] for k in family if k["metric"] == metric.value), None)
+
+    n_raw = {arm: len(arm_rows[arm]) for arm in ARMS}
+    n_kept = {arm: int(result.corrected.n_control if arm == "CONTROL" else result.corrected.n_treatment) for arm in ARMS}
+    tp = experiment.treatment_percentage
+    all_counts = {arm: sum(1 for r in all_rows if r.arm == arm) for arm in ARMS}
+    srm = srm_p_value(all_counts, {"CONTROL": 100.0 - tp, "TREATMENT": tp}) if sum(all_counts.values()) else None
+
+    combined = [f for f in flags if any(f.values())]
+    excluded = len(combined)
+    differential = [{"type": d.type, "pValue": _finite(d.p_value), "flagged": bool(d.flagged), "method": d.method,
+                     "excluded": d.excluded, "users": d.users} for d in result.differential_exclusion]
+    adjustments = [dict(a) for a in result.adjustments]
+    quality = rules.data_quality(n_kept, srm, adjustments, result.differential_exclusion_flagged, excluded,
+                                 sum(n_raw.values()), estimate_defined=_finite(result.corrected.relative_lift) is not None)
+    direction = rules.desired_direction(metric.value, [k.model_dump() for k in experiment.kpis])
+    interval = _interval(result.corrected.ci_relative)
+    # Significance within the KPI family uses the Holm-adjusted p-value (Holm 1979): several KPIs are tested.
+    decision_p = adjusted_p if adjusted_p is not None else _finite(result.corrected.p_value)
+    code, reason = rules.recommendation(quality.level, decision_p, interval, direction, inputs.settings.alpha)
+    method = result.corrected.method
+    if result.cap is not None:
+        method += f"+winsorized_p{inputs.settings.winsorize_percentile:g}_nonzero"
+    method += "+exclusions"
+    return {
+        "experiment_id": experiment.experiment_id, "metric": metric.value,
+        "raw_percent_change": _pct(result.raw.relative_lift),
+        "corrected_percent_change": _pct(result.corrected.relative_lift),
+        "p_value": _finite(result.corrected.p_value), "confidence_interval": interval,
+        "sample_sizes": n_kept, "srm_p_value": _finite(srm) if srm is not None else None,
+        "bias_adjustments": adjustments, "data_quality": quality.level, "recommendation": code, "method": method,
+        "inputs_digest": digest,
+        # Beyond API.md: what a reviewer needs to check the correction.
+        "recommendation_reason": reason, "data_quality_reasons": list(quality.reasons),
+        "desired_direction": direction, "raw_sample_sizes": n_raw, "excluded_users": excluded,
+        "raw_p_value": _finite(result.raw.p_value), "raw_confidence_interval": _interval(result.raw.ci_relative),
+        "uncapped_percent_change": _pct(result.filtered.relative_lift),
+        "uncapped_p_value": _finite(result.filtered.p_value),
+        "uncapped_confidence_interval": _interval(result.filtered.ci_relative),
+        "winsorize_cap": _finite(result.cap) if result.cap is not None else None,
+        "means": {"raw": {"CONTROL": _finite(result.raw.control_mean), "TREATMENT": _finite(result.raw.treatment_mean)},
+                  "corrected": {"CONTROL": _finite(result.corrected.control_mean),
+                                "TREATMENT": _finite(result.corrected.treatment_mean)}},
+        "absolute_change": _finite(result.corrected.absolute_lift),
+        "differential_exclusion": differential,
+        "differential_exclusion_flagged": bool(result.differential_exclusion_flagged),
+        "settings": inputs.settings.as_dict(),
+        "holm_adjusted_p_value": adjusted_p, "kpi_family": family,
+    }
+
+
+# --- the use case -------------------------------------------------------------------------------------
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def build_analysis(analysis_id: str, actor: str, computed: dict[str, Any]) -> ExperimentAnalysis:
+    """The stored model: API.md's fields by name, the extra ones camelCased here (pydantic keeps extra
+    fields under the name they are given, and the wire and Firestore are camelCase)."""
+    known = set(ExperimentAnalysis.model_fields)
+    fields = {k: v for k, v in computed.items() if k in known}
+    extra = {_camel(k): v for k, v in computed.items() if k not in known}
+    return ExperimentAnalysis(analysis_id=analysis_id, created_by=actor, created_at=utcnow(), **fields, **extra)
+
+
+def _check_access(caller: Caller, experiment: OfferExperiment) -> None:
+    """Analysts and admins analyse any experiment; an experimenter only the experiments they author."""
+    if caller.has(Role.ANALYST):
+        return
+    if caller.has(Role.EXPERIMENTER) and caller.email is not None and caller.email == experiment.author:
+        return
+    raise PermissionDenied("Only the experiment's author, an analyst or an admin may analyse it.")
+
+
+def analyze_experiment(caller: Caller, experiment_id: str, metric: Metric, treatment_user_ids: Sequence[str] | None = None,
+                       control_user_ids: Sequence[str] | None = None, *, source: AnalysisSource | None = None,
+                       settings: AnalysisSettings | None = None) -> ExperimentAnalysis:
+    experiment = experiments_repo.get_experiment(experiment_id)
+    _check_access(caller, experiment)
+    settings = settings or settings_from_env()
+    source = source or FirestoreAnalysisSource()
+    rows = source.user_rows(experiment)
+    inputs = AnalysisInputs(
+        experiment=experiment, metric=metric, rows=rows,
+        fraud_scores=source.fraud_scores((r.user_id for r in rows), settings.fraud_threshold),
+        contaminated=source.contaminated_users(experiment), settings=settings,
+        treatment_user_ids=tuple(treatment_user_ids) if treatment_user_ids is not None else None,
+        control_user_ids=tuple(control_user_ids) if control_user_ids is not None else None,
+    )
+    computed = compute_analysis(inputs)
+    ref = repo.new_analysis_ref()
+    analysis = build_analysis(ref.id, caller.actor, computed)
+
+    def body(transaction: Any) -> None:
+        repo.create_analysis(transaction, ref, analysis)
+
+    run_in_transaction(body)
+    return analysis

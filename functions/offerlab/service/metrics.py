@@ -1,0 +1,127 @@
+"""Metric ingestion (API.md §5, §7) and fraud signals: event handlers, exactly once in effect.
+
+``ingest_metric_event``: validate (domain/metrics.py); then, in ONE transaction guarded by
+``apply_once("metric", eventId)``, read the user's exposure(s) and update
+``userMetricTotals/{experimentId}_{userId}`` of each experiment the event belongs to. Only events at or
+after the user's first exposure count (earlier ones feed the CUPED covariate ``preExposure``); a user never
+exposed gets no totals. Redelivery finds the marker and changes nothing.
+
+Handlers never raise for bad data: they return an ``Outcome`` the entry point logs (ack, no retry).
+"""
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+from offerlab.domain import metrics as rules
+from offerlab.domain.clock import parse_rfc3339, utcnow
+from offerlab.store import exposures as exposures_repo
+from offerlab.store import metrics as repo
+from offerlab.store.idempotency import apply_once
+
+log = logging.getLogger("offerlab.metrics")
+
+
+class Status(str, enum.Enum):
+    APPLIED = "APPLIED"            # counted now
+    DUPLICATE = "DUPLICATE"        # already processed: no effect
+    NOT_EXPOSED = "NOT_EXPOSED"    # the user was never exposed (to the named experiment): no totals
+    REJECTED = "REJECTED"          # malformed: logged, acknowledged, never retried
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    reason: str = ""
+    experiments: tuple[str, ...] = ()
+
+
+def _reason(err: Exception) -> str:
+    """A short reason for the log, without echoing the (untrusted, possibly large) input."""
+    if isinstance(err, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(event)'}: {e['msg']}"
+                         for e in err.errors(include_url=False, include_input=False))[:1000]
+    return str(err)[:1000]
+
+
+def ingest_metric_event(data: Any) -> Outcome:
+    try:
+        event = rules.parse_metric_event(data)
+    except (ValueError, TypeError) as err:
+        return Outcome(Status.REJECTED, _reason(err))
+    touched: list[str] = []
+
+    def effect(transaction: Any) -> None:
+        touched.clear()  # the body may be retried on contention
+        if event.experiment_id is not None:
+            found = exposures_repo.find_exposure(event.experiment_id, event.user_id, transaction)
+            exposures = [found] if found is not None else []
+        else:
+            exposures = exposures_repo.exposures_of_user(event.user_id, transaction)
+        current = {e.experiment_id: repo.find_totals(e.experiment_id, event.user_id, transaction) for e in exposures}
+        now = utcnow()
+        for exposure in exposures:  # all reads are done: writes only from here
+            totals = rules.apply_event(current[exposure.experiment_id] or {}, event, exposure.first_exposed_at)
+            totals.update({"experimentId": exposure.experiment_id, "userId": event.user_id, "arm": exposure.arm,
+                           "firstExposedAt": exposure.first_exposed_at, "updatedAt": now})
+            transaction.set(repo.totals_ref(exposure.experiment_id, event.user_id), totals)
+            touched.append(exposure.experiment_id)
+
+    if not apply_once("metric", event.event_id, effect):
+        return Outcome(Status.DUPLICATE)
+    if not touched:
+        return Outcome(Status.NOT_EXPOSED)
+    return Outcome(Status.APPLIED, experiments=tuple(touched))
+
+
+class FraudSignal(BaseModel):
+    """One message of ``fraud-signals`` (API.md §5)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True, allow_inf_nan=False)
+
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/\x00-\x1f]+$")] = Field(alias="userId")
+    score: float = Field(ge=0, le=1)
+    reasons: list[Annotated[str, StringConstraints(max_length=200)]] = Field(default_factory=list, max_length=50)
+    occurred_at: datetime = Field(alias="occurredAt")
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> datetime:
+        if not isinstance(value, str):
+            raise ValueError("occurredAt must be an RFC 3339 string")
+        return parse_rfc3339(value)
+
+
+MAX_REASONS = 50
+
+
+def record_fraud_signal(data: Any, message_id: str) -> Outcome:
+    """Keep, per user, the maximum score and the union of reasons (``fraudScores/{userId}``) for the
+    analytics engineer's bias adjustments; once per Pub/Sub message id."""
+    try:
+        if not isinstance(data, dict):
+            raise ValueError("the message is not a JSON object")
+        signal = FraudSignal.model_validate(data)
+    except (ValueError, TypeError) as err:
+        return Outcome(Status.REJECTED, _reason(err))
+
+    def effect(transaction: Any) -> None:
+        old = repo.find_fraud_score(signal.user_id, transaction)
+        reasons = list(dict.fromkeys((old.reasons if old else []) + list(signal.reasons)))[:MAX_REASONS]
+        later = old is None or signal.occurred_at >= old.last_occurred_at
+        transaction.set(repo.fraud_ref(signal.user_id), {
+            "userId": signal.user_id,
+            "maxScore": max(signal.score, old.max_score if old else 0.0),
+            "lastScore": signal.score if later else old.last_score,
+            "reasons": reasons,
+            "signals": (old.signals if old else 0) + 1,
+            "lastOccurredAt": signal.occurred_at if later else old.last_occurred_at,
+            "updatedAt": utcnow(),
+        })
+
+    return Outcome(Status.APPLIED if apply_once("fraud", message_id, effect) else Status.DUPLICATE)

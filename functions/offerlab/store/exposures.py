@@ -1,0 +1,58 @@
+"""Repository of first exposures: experimentExposures/{experimentId}_{userId}, created once, never updated.
+
+One document per (experiment, user): no shared counter is written per exposure (the Firestore emulator,
+and Firestore itself at ~1 write/s per document, would serialise a hot counter). Per-arm counts come
+from aggregation ``count()`` queries when someone asks (``count_by_arm``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from offerlab.store import collections as C
+from offerlab.store.client import db
+from offerlab.store.documents import ExperimentExposure
+
+
+def exposure_id(experiment_id: str, user_id: str) -> str:
+    return f"{experiment_id}_{user_id}"
+
+
+def exposure_ref(experiment_id: str, user_id: str):
+    return db().collection(C.EXPERIMENT_EXPOSURES).document(exposure_id(experiment_id, user_id))
+
+
+def record_first_exposure(exposure: ExperimentExposure) -> bool:
+    """Create the exposure; True when this call created it, False when it already existed (idempotent)."""
+    from google.api_core.exceptions import AlreadyExists, Conflict  # noqa: PLC0415 - lazy (cold start)
+
+    try:
+        exposure_ref(exposure.experiment_id, exposure.user_id).create(exposure.to_firestore())
+        return True
+    except (AlreadyExists, Conflict):
+        return False
+
+
+def find_exposure(experiment_id: str, user_id: str, transaction: Any = None) -> ExperimentExposure | None:
+    snap = exposure_ref(experiment_id, user_id).get(transaction=transaction)
+    return ExperimentExposure.from_firestore(snap.to_dict()) if snap.exists else None
+
+
+def exposures_of_user(user_id: str, transaction: Any = None) -> list[ExperimentExposure]:
+    """Every experiment the user was exposed to (metric events that name no experiment)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415
+
+    query = db().collection(C.EXPERIMENT_EXPOSURES).where(filter=FieldFilter("userId", "==", user_id)).limit(100)
+    snaps = transaction.get(query) if transaction is not None else query.stream()
+    return [ExperimentExposure.from_firestore(s.to_dict()) for s in snaps]
+
+
+def count_by_arm(experiment_id: str) -> dict[str, int]:
+    """Exposures per arm via aggregation queries (no document reads, no shared counter)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415
+
+    out = {}
+    base = db().collection(C.EXPERIMENT_EXPOSURES).where(filter=FieldFilter("experimentId", "==", experiment_id))
+    for arm in ("CONTROL", "TREATMENT", "HOLDOUT"):
+        result = base.where(filter=FieldFilter("arm", "==", arm)).count().get()
+        out[arm] = int(result[0][0].value)
+    return out

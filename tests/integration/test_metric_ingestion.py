@@ -1,0 +1,120 @@
+"""Metric ingestion and fraud signals on the real Firestore emulator (service layer, no Pub/Sub): totals
+count each event once, only from first exposure on, only for exposed users; malformed events write nothing."""
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from offerlab.service import metrics as svc
+from offerlab.store import exposures as exposures_repo
+from offerlab.store import metrics as metrics_repo
+from offerlab.store.documents import ExperimentExposure
+from offerlab.store.idempotency import already_processed
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def expose(experiment_id, user_id, arm="TREATMENT", at=T0):
+    assert exposures_repo.record_first_exposure(ExperimentExposure(
+        experiment_id=experiment_id, user_id=user_id, arm=arm, first_exposed_at=at, coverage=50.0,
+        stage_index=0, experiment_version=5))
+
+
+def event(user_id, kind="purchase", value=9.99, at=T0 + timedelta(hours=1), **over):
+    body = {"eventId": f"ev-{uuid.uuid4().hex}", "userId": user_id, "type": kind, "value": value,
+            "occurredAt": at.isoformat().replace("+00:00", "Z")}
+    body.update(over)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+@pytest.fixture
+def exp_id():
+    return f"exp-{uuid.uuid4().hex[:10]}"
+
+
+def test_the_first_exposure_is_recorded_once(firestore_db, exp_id, uid):
+    expose(exp_id, uid, "CONTROL")
+    again = ExperimentExposure(experiment_id=exp_id, user_id=uid, arm="TREATMENT", first_exposed_at=T0 + timedelta(days=1),
+                               coverage=99.0, experiment_version=9)
+    assert exposures_repo.record_first_exposure(again) is False
+    kept = exposures_repo.find_exposure(exp_id, uid)
+    assert kept.arm == "CONTROL" and kept.first_exposed_at == T0
+
+
+def test_a_redelivered_event_counts_once(firestore_db, exp_id, uid):
+    expose(exp_id, uid)
+    e = event(uid, experimentId=exp_id)
+    outcomes = [svc.ingest_metric_event(e).status for _ in range(3)]
+    assert outcomes == [svc.Status.APPLIED, svc.Status.DUPLICATE, svc.Status.DUPLICATE]
+    totals = metrics_repo.find_totals(exp_id, uid)
+    assert totals["counts"]["purchase"] == 1 and totals["amounts"]["purchase"] == pytest.approx(9.99)
+    assert totals["arm"] == "TREATMENT" and totals["firstExposedAt"] == T0
+
+
+def test_only_events_from_first_exposure_on_count(firestore_db, exp_id, uid):
+    expose(exp_id, uid)
+    svc.ingest_metric_event(event(uid, at=T0 - timedelta(seconds=1), value=50.0))
+    svc.ingest_metric_event(event(uid, at=T0, value=10.0))
+    svc.ingest_metric_event(event(uid, kind="refund", value=4.0, at=T0 + timedelta(days=2)))
+    totals = metrics_repo.find_totals(exp_id, uid)
+    assert totals["counts"]["purchase"] == 1 and totals["amounts"]["purchase"] == 10.0
+    assert totals["counts"]["refund"] == 1 and totals["amounts"]["refund"] == 4.0
+    assert totals["preExposure"] == {"purchaseCount": 1, "purchaseAmount": 50.0, "events": 1}
+
+
+def test_without_experiment_id_every_exposure_of_the_user_counts(firestore_db, uid):
+    a, b, c = (f"exp-{uuid.uuid4().hex[:10]}" for _ in range(3))
+    expose(a, uid, "CONTROL")
+    expose(b, uid, "HOLDOUT", at=T0 + timedelta(hours=2))  # exposed after the event: covariate only
+    outcome = svc.ingest_metric_event(event(uid, kind="renewal", value=5.0))
+    assert outcome.status is svc.Status.APPLIED and set(outcome.experiments) == {a, b}
+    assert metrics_repo.find_totals(a, uid)["counts"]["renewal"] == 1
+    assert metrics_repo.find_totals(b, uid)["counts"]["renewal"] == 0
+    assert metrics_repo.find_totals(c, uid) is None
+    # With experimentId: only that experiment.
+    svc.ingest_metric_event(event(uid, kind="cancellation", value=None, experimentId=a, at=T0 + timedelta(days=1)))
+    assert metrics_repo.find_totals(a, uid)["counts"]["cancellation"] == 1
+    assert metrics_repo.find_totals(b, uid)["counts"]["cancellation"] == 0
+
+
+def test_events_of_never_exposed_users_stay_out(firestore_db, exp_id, uid):
+    e = event(uid, experimentId=exp_id)
+    assert svc.ingest_metric_event(e).status is svc.Status.NOT_EXPOSED
+    assert svc.ingest_metric_event(event(uid)).status is svc.Status.NOT_EXPOSED
+    assert metrics_repo.find_totals(exp_id, uid) is None
+    assert already_processed("metric", e["eventId"])  # acknowledged: a later exposure does not revive it
+    expose(exp_id, uid, at=T0 - timedelta(days=1))
+    assert svc.ingest_metric_event(e).status is svc.Status.DUPLICATE
+
+
+@pytest.mark.parametrize("change", [
+    {"eventId": None}, {"userId": None}, {"type": "upgrade"}, {"value": -9.99},
+    {"occurredAt": "not a time"}, {"occurredAt": "2026-03-01 12:00"},
+])
+def test_malformed_events_are_rejected_and_write_nothing(firestore_db, exp_id, uid, change):
+    expose(exp_id, uid)
+    body = event(uid, experimentId=exp_id)
+    body.update(change)
+    body = {k: v for k, v in body.items() if v is not None}
+    outcome = svc.ingest_metric_event(body)
+    assert outcome.status is svc.Status.REJECTED and outcome.reason
+    assert "Traceback" not in outcome.reason
+    assert metrics_repo.find_totals(exp_id, uid) is None
+    if "eventId" in body:
+        assert not already_processed("metric", body["eventId"])
+
+
+def test_fraud_signals_keep_the_max_score_and_every_reason_once_per_message(firestore_db, uid):
+    at = "2026-03-01T12:00:00Z"
+    assert svc.record_fraud_signal({"userId": uid, "score": 0.4, "reasons": ["vpn"], "occurredAt": at}, "m1").status is svc.Status.APPLIED
+    assert svc.record_fraud_signal({"userId": uid, "score": 0.4, "reasons": ["vpn"], "occurredAt": at}, "m1").status is svc.Status.DUPLICATE
+    svc.record_fraud_signal({"userId": uid, "score": 0.9, "reasons": ["card testing", "vpn"],
+                             "occurredAt": "2026-03-02T12:00:00Z"}, f"m2-{uid}")
+    svc.record_fraud_signal({"userId": uid, "score": 0.1, "reasons": [], "occurredAt": "2026-03-01T13:00:00Z"}, f"m3-{uid}")
+    score = metrics_repo.find_fraud_score(uid)
+    assert score.max_score == 0.9 and score.last_score == 0.9 and score.signals == 3
+    assert score.reasons == ["vpn", "card testing"]
+    for bad in ({"userId": uid, "score": 1.5, "occurredAt": at}, {"score": 0.5, "occurredAt": at}, "nope",
+                {"userId": uid, "score": 0.5, "occurredAt": "later"}):
+        assert svc.record_fraud_signal(bad, f"bad-{uuid.uuid4().hex}").status is svc.Status.REJECTED
+    assert metrics_repo.find_fraud_score(uid).signals == 3

@@ -1,0 +1,104 @@
+"""The transition table and its guards (domain/lifecycle.py), exhaustively: pure, no Firestore."""
+import itertools
+
+import pytest
+
+from offerlab.domain.errors import FailedPrecondition, PermissionDenied
+from offerlab.domain.lifecycle import (
+    APPROVAL_RECORDED, EVENT_TYPES, NON_TERMINAL, TERMINAL, TRANSITIONS, Actor, Command, check_actor,
+    check_not_already_approved, plan_transition,
+)
+from offerlab.domain.types import ExperimentStatus as S
+
+# The lifecycle of API.md §3, written out independently of the table under test.
+EXPECTED = {
+    (Command.UPDATE, S.DRAFT): S.DRAFT, (Command.UPDATE, S.PENDING_APPROVAL): S.DRAFT,
+    (Command.UPDATE, S.APPROVED): S.DRAFT,
+    (Command.SUBMIT, S.DRAFT): S.PENDING_APPROVAL,
+    (Command.APPROVE, S.PENDING_APPROVAL): S.APPROVED,
+    (Command.REJECT, S.PENDING_APPROVAL): S.DRAFT, (Command.REJECT, S.APPROVED): S.DRAFT,
+    (Command.START, S.APPROVED): S.RUNNING,
+    (Command.PAUSE, S.RUNNING): S.PAUSED, (Command.RESUME, S.PAUSED): S.RUNNING,
+    (Command.COMPLETE, S.RUNNING): S.COMPLETED, (Command.COMPLETE, S.PAUSED): S.COMPLETED,
+    **{(Command.KILL, s): S.KILLED for s in (S.DRAFT, S.PENDING_APPROVAL, S.APPROVED, S.RUNNING, S.PAUSED)},
+}
+
+COMMANDS = [c for c in Command if c is not Command.CREATE]
+
+
+@pytest.mark.parametrize("command,status", list(itertools.product(COMMANDS, list(S))))
+def test_every_pair_follows_the_lifecycle(command, status):
+    if (command, status) in EXPECTED:
+        transition = plan_transition(command, status)
+        assert transition.to_status == EXPECTED[(command, status)]
+        assert transition.event_type == EVENT_TYPES[command] and transition.from_status == status
+    else:
+        with pytest.raises(FailedPrecondition) as err:
+            plan_transition(command, status)
+        assert err.value.details == {"status": status.value, "command": command.value}
+
+
+def test_terminal_states_have_no_way_out():
+    assert TERMINAL == {S.COMPLETED, S.KILLED} and NON_TERMINAL == set(S) - TERMINAL
+    for targets in TRANSITIONS.values():
+        assert not TERMINAL & set(targets)
+
+
+def test_event_types_are_past_tense_and_unique():
+    names = list(EVENT_TYPES.values()) + [APPROVAL_RECORDED]
+    assert len(set(names)) == len(names)
+    assert all(n.startswith("EXPERIMENT_") and n.endswith("ED") for n in names)
+
+
+def test_approval_completes_only_when_every_approver_approved():
+    approvers = ["ceo@x.com", "cfo@x.com"]
+    partial = plan_transition(Command.APPROVE, S.PENDING_APPROVAL, approvals_after={"ceo@x.com"}, approvers=approvers)
+    assert (partial.to_status, partial.event_type) == (S.PENDING_APPROVAL, APPROVAL_RECORDED)
+    full = plan_transition(Command.APPROVE, S.PENDING_APPROVAL, approvals_after=set(approvers), approvers=approvers)
+    assert (full.to_status, full.event_type) == (S.APPROVED, "EXPERIMENT_APPROVED")
+
+
+AUTHOR = "pm@x.com"
+APPROVERS = ["ceo@x.com", "cfo@x.com"]
+
+
+@pytest.mark.parametrize("command", [Command.UPDATE, Command.SUBMIT, Command.START, Command.PAUSE,
+                                     Command.RESUME, Command.COMPLETE])
+def test_author_commands_need_the_author_or_an_admin(command):
+    check_actor(command, Actor("pm", AUTHOR), author=AUTHOR, approvers=APPROVERS)
+    check_actor(command, Actor("root", "root@x.com", is_admin=True), author=AUTHOR, approvers=APPROVERS)
+    for other in (Actor("x", "other@x.com"), Actor("y", None), Actor("ceo", "ceo@x.com", is_approver=True)):
+        with pytest.raises(PermissionDenied):
+            check_actor(command, other, author=AUTHOR, approvers=APPROVERS)
+
+
+@pytest.mark.parametrize("command", [Command.APPROVE, Command.REJECT])
+def test_approvals_need_a_listed_approver_with_the_role_who_is_not_the_author(command):
+    check_actor(command, Actor("ceo", "ceo@x.com", is_approver=True), author=AUTHOR, approvers=APPROVERS)
+    refused = [
+        Actor("other", "other@x.com", is_approver=True),      # not listed
+        Actor("ceo", "ceo@x.com"),                            # listed, but without the approver role
+        Actor("pm", AUTHOR, is_approver=True),               # the author (even if listed)
+        Actor("anon", None, is_approver=True),                # no email in the token
+    ]
+    for actor in refused:
+        with pytest.raises(PermissionDenied):
+            check_actor(command, actor, author=AUTHOR, approvers=APPROVERS + [AUTHOR])
+
+
+def test_kill_needs_an_admin_or_the_kill_switch():
+    check_actor(Command.KILL, Actor("root", "root@x.com", is_admin=True), author=AUTHOR, approvers=APPROVERS)
+    check_actor(Command.KILL, Actor("ops (via topic)", None, is_system=True), author=AUTHOR, approvers=APPROVERS)
+    with pytest.raises(PermissionDenied):
+        check_actor(Command.KILL, Actor("pm", AUTHOR), author=AUTHOR, approvers=APPROVERS)
+    system = Actor("guardrail_sweep", None, is_system=True)
+    check_actor(Command.PAUSE, system, author=AUTHOR, approvers=APPROVERS)  # a guardrail's PAUSE action
+    for command in (Command.START, Command.RESUME, Command.APPROVE, Command.UPDATE, Command.COMPLETE):
+        with pytest.raises(PermissionDenied):  # automation does nothing else
+            check_actor(command, system, author=AUTHOR, approvers=APPROVERS)
+
+
+def test_an_approver_approves_once():
+    check_not_already_approved("ceo@x.com", {"cfo@x.com"})
+    with pytest.raises(FailedPrecondition):
+        check_not_already_approved("ceo@x.com", {"ceo@x.com"})
