@@ -120,7 +120,7 @@ def run(table: Table) -> None:
               f"ttest_ind in memory: {bare * 1e3:.1f} ms", read_s / bare, "stream exposures + totals (2 docs/user)")
     table.row(f"analyze_experiment in-process, {USERS:,} users: compute + store", f"{compute_s:.2f} s",
               f"ttest_ind in memory: {bare * 1e3:.1f} ms", compute_s / bare,
-              f"{analysed:,} rows already read; fraud get_all + contamination query + numpy + one create")
+              f"{analysed:,} rows already read; fraud range query + contamination query + numpy + one create")
 
     http = _client("bench-analyst", "bench-analyst@company.com", ("analyst",))
     start = time.perf_counter()
