@@ -9,7 +9,11 @@ TESTS ?= tests
 
 .PHONY: install demo test test-unit serve bench emulator-data clean
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed node_modules/.installed /usr/bin/chromium
+
+# Headless Chromium for tests/e2e/test_report_browser.py (Debian's package; needs root, as the rest of the setup).
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 # One venv serves the functions emulator (it loads functions/venv) and the tests.
 $(VENV)/.installed: functions/requirements.txt requirements-dev.txt

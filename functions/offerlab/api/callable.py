@@ -26,6 +26,36 @@ M = TypeVar("M", bound=BaseModel)
 _CODES = {code.name: code for code in https_fn.FunctionsErrorCode}
 
 
+def _refuse_malformed_bodies() -> None:
+    """Make a malformed callable body an INVALID_ARGUMENT (HTTP 400), not an INTERNAL (HTTP 500).
+
+    firebase-functions 0.6.0 checks the body in ``private.util.valid_on_call_request`` by reading
+    ``request.json`` and testing ``"data" in body``: a body that is not JSON (or not UTF-8) raises
+    werkzeug's BadRequest, and a bare JSON scalar such as ``NaN`` raises TypeError; both fall into the
+    SDK's catch-all and reach the client as INTERNAL, before ``handle`` runs (found by
+    tests/reliability/test_hostile_callables.py). Treating any failure of that check as "invalid"
+    sends the SDK down its own ``INVALID_ARGUMENT "Bad Request"`` path instead.
+    """
+    from firebase_functions.private import util as sdk_util
+
+    original = sdk_util.valid_on_call_request
+    if getattr(original, "_offerlab_guarded", False):  # the emulator may re-import this module
+        return
+
+    def valid_on_call_request(request: Any) -> bool:
+        try:
+            return bool(original(request))
+        except Exception:  # malformed body: refuse it as the SDK refuses a missing one
+            log.warning("callable body is not a JSON object with a data field; refused")
+            return False
+
+    valid_on_call_request._offerlab_guarded = True  # type: ignore[attr-defined]
+    sdk_util.valid_on_call_request = valid_on_call_request
+
+
+_refuse_malformed_bodies()
+
+
 def field_errors(err: ValidationError) -> list[dict[str, str]]:
     """Each bad field as ``{path, message}``: the path in wire names (``kpis.0.name``), no input echoed."""
     out = []

@@ -46,7 +46,7 @@ class AuditTrailRequest(ApiModel):
 
 class ExportRequest(ApiModel):
     experiment_id: ChainId
-    format: Literal["csv", "json"] = "json"
+    format: Literal["csv", "json", "html"] = "json"
 
 
 # HTTP status of each error code on the HTTP endpoint (as the callable protocol maps them).

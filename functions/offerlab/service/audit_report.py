@@ -107,7 +107,7 @@ def build_report(chain_id: str) -> dict[str, Any]:
                            "reason": inner.get("reason")})
         if kind == SourceKind.ROLLOUT_EVENT.value:
             stages.append({**_base(entry), "fromStage": payload.get("fromStage"), "toStage": payload.get("toStage"),
-                           "reason": payload.get("reason")})
+                           "reason": payload.get("reason"), "evidence": payload.get("evidence")})
         elif kind == SourceKind.ANALYSIS.value:
             analyses.append({"sequence": entry.get("sequence"), "recordedAt": entry.get("recordedAt"),
                              **{k: payload.get(k) for k in (
@@ -214,4 +214,11 @@ def render_json(report: dict[str, Any]) -> str:
 RENDERERS: dict[str, tuple[Callable[[dict[str, Any]], str], str, str]] = {
     "csv": (render_csv, "text/csv; charset=utf-8", "csv"),
     "json": (render_json, "application/json; charset=utf-8", "json"),
+    "html": (lambda report: _render_html(report), "text/html; charset=utf-8", "html"),
 }
+
+
+def _render_html(report: dict[str, Any]) -> str:
+    from offerlab.service.report_html import render_html  # noqa: PLC0415 - only the html export needs it
+
+    return render_html(report)
