@@ -26,7 +26,6 @@ LEVELS = tuple(int(x) for x in os.environ.get("OFFERLAB_LOAD_LEVELS", "1,4,8,16"
 CALLS = int(os.environ.get("OFFERLAB_LOAD_CALLS", "240"))        # measured calls per level
 RATES = tuple(int(x) for x in os.environ.get("OFFERLAB_LOAD_RATES", "5,20").split(","))  # events/s
 EVENTS = int(os.environ.get("OFFERLAB_LOAD_EVENTS", "60"))      # per rate
-PROJECT = "demo-offerlab"
 
 
 def _client(uid: str, email: str | None = None, roles: tuple[str, ...] = ()) -> OfferlabClient:
@@ -67,19 +66,13 @@ def _describe(lat: list[float], errors: int, wall: float, calls: int) -> str:
 
 def _ingest(eid: str, rate: int, service: OfferlabClient) -> str:
     """Publish EVENTS metric events at ``rate``/s (each event once) and wait for the totals."""
-    from google.api_core.exceptions import AlreadyExists
-    from google.cloud import pubsub_v1
-
     from offerlab.store import metrics as metrics_repo
+    from offerlab.store import pubsub
 
     users = [f"load-ing-{uuid.uuid4().hex[:8]}" for _ in range(10)]
     users = [u for u in users if service.get_offer(user_id=u, experiment_id=eid)["arm"] != "NOT_ENROLLED"]
-    publisher = pubsub_v1.PublisherClient()
-    topic = publisher.topic_path(PROJECT, "offer-metric-events")
-    try:
-        publisher.create_topic(name=topic)
-    except AlreadyExists:
-        pass
+    publisher = pubsub.publisher()
+    topic = pubsub.ensure_topic("offer-metric-events")
     at = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
 
     def counted() -> int:

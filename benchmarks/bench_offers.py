@@ -24,7 +24,6 @@ SAMPLES = int(os.environ.get("OFFERLAB_BENCH_SAMPLES", "200"))
 EVENTS = int(os.environ.get("OFFERLAB_BENCH_EVENTS", "100"))
 WAVE = 10
 USERS = 30
-PROJECT = "demo-offerlab"
 
 try:  # the lead's baseline helper; measure ping ourselves when it is absent
     from benchmarks.bench_callable import ping_latencies
@@ -63,21 +62,15 @@ def _describe(samples: list[float]) -> str:
 
 
 def _ingestion_rate(experiment_id: str, service: OfferlabClient) -> tuple[float, int]:
-    from google.api_core.exceptions import AlreadyExists
-    from google.cloud import pubsub_v1
-
     from offerlab.store import metrics as metrics_repo
+    from offerlab.store import pubsub
 
     users = [f"bench-ing-{uuid.uuid4().hex[:8]}" for _ in range(USERS)]
     for user in users:
         service.get_offer(user_id=user, experiment_id=experiment_id)
     exposed = [u for u in users if service.get_offer(user_id=u, experiment_id=experiment_id)["arm"] != "NOT_ENROLLED"]
-    publisher = pubsub_v1.PublisherClient()
-    topic = publisher.topic_path(PROJECT, "offer-metric-events")
-    try:
-        publisher.create_topic(name=topic)
-    except AlreadyExists:
-        pass
+    publisher = pubsub.publisher()
+    topic = pubsub.ensure_topic("offer-metric-events")
     at = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
 
     def counted() -> int:

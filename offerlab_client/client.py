@@ -39,7 +39,9 @@ class OfferlabClient:
         if "error" in body:
             raise from_wire(body["error"], resp.status_code)
         if "result" not in body:
-            raise CallableError("response without a result", http_status=resp.status_code)
+            # e.g. the Functions emulator's {"code": "ECONNRESET"} when a worker timed out or died
+            raise CallableError(f"response without a result (HTTP {resp.status_code}): {resp.text[:200]}",
+                                http_status=resp.status_code)
         return body["result"]
 
     def export_audit_report(self, experiment_id: str, fmt: str = "json") -> requests.Response:

@@ -12,6 +12,10 @@ Why this file exists (see ../shared/notes/emulators.md for the checked facts):
   at them. The gcloud Firestore jar has no Main-Class, so we write a tiny launcher jar whose manifest
   names the main class and puts the gcloud jar on its Class-Path. On a laptop with internet and no
   gcloud emulators, firebase-tools' own download is used instead.
+* A burst of deliveries starts many Python workers at once; on 2 cores some took over the emulator's
+  30 s start-up limit and their requests were dropped: FUNCTIONS_DISCOVERY_TIMEOUT is raised to 120 s.
+* firebase-tools can hand two Python workers that start at the same moment the same port (one dies,
+  its requests reach the other): scripts/patch_functions_emulator.py is applied before every start.
 * firebase-tools leaves its Python workers running after ``emulators:exec``: the suite runs in its own
   process group (session) and the whole group is killed afterwards, so nothing is left behind.
 """
@@ -134,6 +138,10 @@ def suite_env() -> dict[str, str]:
         OFFERLAB_FUNCTIONS_URL=f"http://{addr('functions')}/{PROJECT}/{REGION}",
     )
     env.setdefault("FIREBASE_CLI_DISABLE_UPDATE_CHECK", "true")
+    # A new Python worker must answer its health probe within this many seconds, else the emulator drops
+    # the request that started it ("Failed to load function"; a Pub/Sub message is acknowledged anyway).
+    # The default, 30 s, is exceeded on 2 shared cores when a burst of deliveries starts ten workers at once.
+    env.setdefault("FUNCTIONS_DISCOVERY_TIMEOUT", "120")
     return env
 
 
@@ -166,6 +174,10 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def run(args: list[str]) -> int:
     env = suite_env()
     os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from patch_functions_emulator import patch  # noqa: PLC0415
+
+    patch(ROOT)
     cli = [firebase_cli(), "--project", PROJECT, "--config", str(firebase_config())]
     if args and args[0] == "serve":
         command = [*cli, "emulators:start", "--only", ONLY, "--import", "emulator-data"]

@@ -8,6 +8,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import requests
 
 from offerlab.api.auth import Caller, Role
@@ -124,12 +125,18 @@ def test_kpi_snapshot_writes_per_arm_sufficient_statistics_once_per_tick(clients
     eid = running_experiment(clients, REFUND_ALERT)["experimentId"]
     seed_refunds(firestore_db, eid, n=120)
     tick = unique_tick()
-    report = snapshots.kpi_snapshot(tick)
-    assert eid in report.written and eid not in report.failed
+    assert snapshots.take_snapshot(eid, tick) == "WRITTEN"
     snap = snapshots_repo.get_snapshot(eid, snapshots.tick_id(tick))
+    raw = firestore_db.collection("experimentSnapshots").document(f"{eid}_{snapshots.tick_id(tick)}").get().to_dict()
+    assert (raw["tickId"], raw["status"], raw["coverage"]) == (snapshots.tick_id(tick), "RUNNING", 100.0)  # camelCase
     refund = snap.metrics["refund_rate"]
     assert refund["TREATMENT"]["n"] == 120 and refund["TREATMENT"]["sumY"] == 24 and refund["TREATMENT"]["sumX"] == 120
     assert abs(snap.metrics["arpu"]["CONTROL"]["sumY"] - 120 * 9.99) < 1e-6
     assert snap.exposures["CONTROL"] == 120 and snap.exposures["TREATMENT"] == 120
-    again = snapshots.kpi_snapshot(tick)
-    assert eid in again.existing and eid not in again.written
+    assert snapshots.take_snapshot(eid, tick) == "EXISTING"  # the tick delivered twice
+    assert snapshots.handle_snapshot_request({"experimentId": eid, "tick": iso(tick)}) == "EXISTING"
+    assert snapshots.take_snapshot(f"gone-{uuid.uuid4().hex[:8]}", tick) == "SKIPPED"
+    for poison in (None, ["x"], {"experimentId": eid}, {"experimentId": "a/b", "tick": iso(tick)},
+                   {"experimentId": eid, "tick": "noon"}):
+        with pytest.raises(ValueError):
+            snapshots.handle_snapshot_request(poison)

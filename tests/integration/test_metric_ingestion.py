@@ -1,10 +1,13 @@
 """Metric ingestion and fraud signals on the real Firestore emulator (service layer, no Pub/Sub): totals
 count each event once, only from first exposure on, only for exposed users; malformed events write nothing."""
+import random
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from offerlab.domain import metrics as rules
 from offerlab.service import metrics as svc
 from offerlab.store import exposures as exposures_repo
 from offerlab.store import metrics as metrics_repo
@@ -106,8 +109,9 @@ def test_malformed_events_are_rejected_and_write_nothing(firestore_db, exp_id, u
 
 def test_fraud_signals_keep_the_max_score_and_every_reason_once_per_message(firestore_db, uid):
     at = "2026-03-01T12:00:00Z"
-    assert svc.record_fraud_signal({"userId": uid, "score": 0.4, "reasons": ["vpn"], "occurredAt": at}, "m1").status is svc.Status.APPLIED
-    assert svc.record_fraud_signal({"userId": uid, "score": 0.4, "reasons": ["vpn"], "occurredAt": at}, "m1").status is svc.Status.DUPLICATE
+    first = {"userId": uid, "score": 0.4, "reasons": ["vpn"], "occurredAt": at}
+    assert svc.record_fraud_signal(first, f"m1-{uid}").status is svc.Status.APPLIED
+    assert svc.record_fraud_signal(first, f"m1-{uid}").status is svc.Status.DUPLICATE
     svc.record_fraud_signal({"userId": uid, "score": 0.9, "reasons": ["card testing", "vpn"],
                              "occurredAt": "2026-03-02T12:00:00Z"}, f"m2-{uid}")
     svc.record_fraud_signal({"userId": uid, "score": 0.1, "reasons": [], "occurredAt": "2026-03-01T13:00:00Z"}, f"m3-{uid}")
@@ -118,3 +122,36 @@ def test_fraud_signals_keep_the_max_score_and_every_reason_once_per_message(fire
                 {"userId": uid, "score": 0.5, "occurredAt": "later"}):
         assert svc.record_fraud_signal(bad, f"bad-{uuid.uuid4().hex}").status is svc.Status.REJECTED
     assert metrics_repo.find_fraud_score(uid).signals == 3
+
+
+def test_one_users_events_delivered_concurrently_and_repeatedly_count_exactly_once(firestore_db, exp_id, uid):
+    """The CI failure this guards against: deliveries of one user's events racing in read-modify-write
+    transactions deadlocked on the emulator's locks and events were lost. Ingestion now writes blind
+    increments, so 40 events x 2-3 deliveries over 12 threads must give exactly the sequential totals."""
+    expose(exp_id, uid)
+    rng = random.Random(7)
+    kinds = [t.value for t in rules.MetricEventType]
+    events = [event(uid, kind=(kind := rng.choice(kinds)),
+                    value=round(rng.uniform(1, 50), 2) if rules.MetricEventType(kind) in rules.MONEY_TYPES else None,
+                    at=T0 + timedelta(minutes=rng.randint(-600, 6000)), experimentId=exp_id,
+                    region=rng.choice(["US", None]), sandbox=rng.random() < 0.1 or None)
+              for _ in range(40)]
+    deliveries = [e for e in events for _ in range(rng.choice((2, 3)))]
+    rng.shuffle(deliveries)
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(lambda e: svc.ingest_metric_event(e).status, deliveries))
+    assert statuses.count(svc.Status.APPLIED) == len(events)
+    assert statuses.count(svc.Status.DUPLICATE) == len(deliveries) - len(events)
+
+    expected = {}
+    for e in events:
+        expected = rules.apply_event(expected, rules.parse_metric_event(e), T0)
+    got = metrics_repo.find_totals(exp_id, uid)
+    assert {k: v for k, v in got["counts"].items() if v} == {k: v for k, v in expected["counts"].items() if v}
+    assert got["amounts"].keys() <= expected["amounts"].keys()
+    for kind, amount in expected["amounts"].items():
+        assert got["amounts"].get(kind, 0.0) == pytest.approx(amount)
+    assert got["preExposure"]["events"] == expected["preExposure"]["events"] > 0
+    assert got.get("sandboxEvents", 0) == expected["sandboxEvents"]
+    assert rules.last_event_at(got) == rules.last_event_at(expected) == max(
+        rules.parse_metric_event(e).occurred_at for e in events if rules.parse_metric_event(e).occurred_at >= T0)

@@ -20,13 +20,20 @@ import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from offerlab.store import experiments as experiments_repo
+from offerlab.domain.types import SpilloverChannel
+from offerlab.store import holdouts as holdouts_repo
 from offerlab.store import metrics as metrics_repo
+from offerlab.store import rollouts as rollouts_repo
 from offerlab.store.idempotency import apply_once
 from offerlab.store.transaction import run_in_transaction
 from offerlab_client import CallableError
 from tests.e2e.test_experiment_lifecycle import running_experiment
 from tests.e2e.test_experiment_pubsub import poll, publisher  # noqa: F401 - fixture
 from tests.e2e.test_get_offer import expected_arm
+from tests.e2e.test_rollout_sweep import ask_all, running_with_plan, users_enrolled
+from tests.integration import test_holdout_spillover as spill
+from tests.integration.test_analytics import running_experiment as running_guardrailed
+from tests.integration.test_guardrail_sweep import REFUND_PAUSE, seed_refunds
 
 SCHEDULED = ("guardrail_sweep", "rollout_sweep", "kpi_snapshot", "ledger_sweep")
 EVENT_TYPES = ("purchase", "renewal", "refund", "chargeback", "trial_start", "trial_conversion",
@@ -115,6 +122,67 @@ def _fire_all_twice(functions_url: str, tick: datetime | None) -> None:
         list(pool.map(lambda name: _fire(functions_url, name, tick), [n for n in SCHEDULED for _ in range(2)]))
 
 
+def _state(firestore_db, eid: str, since: str = "") -> tuple:
+    """Everything a scheduled function may change about one experiment (snapshots of ticks >= ``since``:
+    the emulator also runs each scheduled function once at wall-clock time when its worker starts)."""
+    e = experiments_repo.get_experiment(eid)
+    snaps = firestore_db.collection("experimentSnapshots").where(filter=FieldFilter("experimentId", "==", eid))
+    return (e.status.value, e.coverage, e.version, tuple(x["eventType"] for x in experiments_repo.list_events(eid)),
+            len(rollouts_repo.list_rollout_events(eid)), tuple(sorted(t for s in snaps.stream() if (t := s.get("tickId") or "") >= since)))
+
+
+def test_scheduled_functions_fired_twice_per_tick_and_at_random_times_have_no_second_effect(
+        clients, firestore_db, functions_url):
+    # A healthy experiment whose plan may advance one stage at the tick, and one breaching its guardrail.
+    gate = {"minHoursAtStage": 1, "minExposuresPerArm": 2}
+    healthy, cohort = running_with_plan(clients, stages=[{"percentage": p, **gate} for p in (1, 5, 10)],
+                                        auto_progress=True)
+    ask_all(clients, healthy["experimentId"], users_enrolled(healthy, cohort, 1, "CONTROL", 2, "sc")
+            + users_enrolled(healthy, cohort, 1, "TREATMENT", 2, "st"))
+    breaching = running_guardrailed(clients, REFUND_PAUSE)["experimentId"]
+    seed_refunds(firestore_db, breaching)
+    ids = (healthy["experimentId"], breaching)
+    tick = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=2)
+
+    tick_id = tick.strftime("%Y%m%dT%H%M%SZ")
+
+    def states():
+        return [_state(firestore_db, i, since=tick_id) for i in ids]
+
+    _fire_all_twice(functions_url, tick)
+    # The fan-outs run asynchronously (a cold Python worker per concurrent delivery takes seconds here):
+    # wait for the effects a single firing must have, then for quiet (a duplicate landing late).
+    poll(states, lambda st: st[0][1] != 1 and st[1][0] == "PAUSED" and all(tick_id in x[5] for x in st), timeout=180)
+    once = settle(states, quiet=8, timeout=120)
+    (h_status, h_cov, _, _, h_rollouts, h_snaps), (b_status, _, _, b_events, _, b_snaps) = once
+    assert (h_status, h_cov) == ("RUNNING", 5)           # one stage, not two
+    assert h_rollouts == 3                                # created, started, and this one advance
+    assert b_status == "PAUSED" and b_events.count("EXPERIMENT_PAUSED") == 1
+    assert h_snaps == (tick_id,) and b_snaps == (tick_id,)
+
+    # The same tick once more, then random times within the next stage's minimum hour (a retrying or
+    # drifting scheduler): nothing may advance or act again; kpi_snapshot writes one snapshot per
+    # distinct tick, no more. The later ticks' snapshots tell us when all of it has been processed.
+    for name in SCHEDULED:
+        _fire(functions_url, name, tick)
+    rng = random.Random(31)
+    later = sorted({tick + timedelta(seconds=rng.randrange(60, 50 * 60)) for _ in range(3)})
+    later_ids = tuple(t.strftime("%Y%m%dT%H%M%SZ") for t in later)
+    for at in later:
+        names = list(SCHEDULED) * 2
+        rng.shuffle(names)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda name: _fire(functions_url, name, at), names))
+    poll(states, lambda st: all(set(later_ids) <= set(x[5]) for x in st), timeout=180)
+    after = settle(states, quiet=8, timeout=120)
+    for before, now in zip(once, after):
+        assert now[:5] == before[:5]                       # status, coverage, version, events, rollout events
+        assert now[5] == tuple(sorted(before[5] + later_ids))
+    for eid in ids:
+        report = poll(lambda: clients.analyst().verify_ledger(eid), lambda r: r["valid"], timeout=60)
+        assert report["valid"], report
+
+
 def test_a_handler_crashing_after_its_first_write_leaves_nothing_then_its_retry_applies_once(firestore_db):
     scope, event_id = "reliability-crash", f"evt-{uuid.uuid4()}"
     first = firestore_db.collection("reliabilityProbe").document(f"a-{uuid.uuid4().hex}")
@@ -200,3 +268,27 @@ def test_twenty_parallel_lifecycle_actions_on_one_experiment_leave_one_consisten
     # The ledger records each of them once and verifies.
     report = poll(lambda: clients.analyst().verify_ledger(eid), lambda r: r["valid"] and r["entriesChecked"] >= ok)
     assert report["valid"]
+
+
+def test_sixteen_concurrent_flagged_gifts_record_every_event_and_contaminate_each_recipient_once(firestore_db):
+    """16 check_spillover calls at once (4 gifts into the holdout, each sent 4 times): 16 events, and the
+    Firestore trigger marks each of the 4 recipients contaminated exactly once, naming one of its events."""
+    cohort = spill.frozen_cohort(30, spill.FLAG_GIFTS)
+    givers = spill.pick(lambda u: not spill.inside(cohort)(u), 4)
+    recipients = spill.pick(spill.inside(cohort), 4, apart_from=cohort.cohort_id)
+    calls = [(g, r) for g, r in zip(givers, recipients) for _ in range(4)]
+    random.Random(16).shuffle(calls)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(lambda gr: (gr, spill.check_spillover(spill.BACKEND, *gr, SpilloverChannel.GIFT, None)),
+                                calls))
+    assert all(r["violation"] is True and r["action"] == "FLAG" for _, r in results)
+    assert len({r["eventId"] for _, r in results}) == 16
+    assert sum(len(spill.events_from(firestore_db, g)) for g in givers) == 16
+    records = spill.wait_for(lambda: [holdouts_repo.get_contamination(cohort.cohort_id, r) for r in recipients]
+                             if all(holdouts_repo.get_contamination(cohort.cohort_id, r) for r in recipients) else None)
+    assert records, "the trigger did not mark every recipient within 30 s"
+    events_of = {r: {res["eventId"] for (_, to), res in results if to == r} for r in recipients}
+    for recipient, record in zip(recipients, records):
+        assert record.spillover_event_id in events_of[recipient]
+    time.sleep(3)  # late trigger deliveries must not add records
+    assert holdouts_repo.count_contaminations(cohort.cohort_id) == 4

@@ -102,6 +102,22 @@ def test_guardrail_checks_reject_garbage_without_raising(firestore_db):
     one()
 
 
+def test_kpi_snapshot_requests_refuse_garbage_as_poison_and_never_write(firestore_db):
+    from offerlab.service import snapshots
+
+    valid = {"experimentId": f"nope-{uuid.uuid4().hex[:8]}", "tick": iso(datetime.now(timezone.utc))}
+
+    @FUZZ
+    @given(data=broken(valid))
+    def one(data):
+        try:  # ValueError is the poison signal (on_kpi_snapshot acknowledges it); nothing else may escape
+            assert snapshots.handle_snapshot_request(data) == "SKIPPED"
+        except ValueError:
+            pass
+
+    one()
+
+
 # --- over the wire: garbage on every topic, then a good message still gets through ------------------
 RAW_GARBAGE = [b"not json", b"NaN", b"Infinity", b"\xff\xfe\x00", b"{", b"[]", b"null", b" ",
                json.dumps(deep(300, "k")).encode(), b'"' + b"x" * 200_000 + b'"']

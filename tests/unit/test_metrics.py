@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from offerlab.domain.metrics import (
-    METRIC_KINDS, MONEY_TYPES, Metric, MetricEventType, MetricKind, apply_event, empty_totals, metric_value,
-    parse_metric_event,
+    METRIC_KINDS, MONEY_TYPES, Metric, MetricEventType, MetricKind, apply_event, empty_totals, epoch_micros,
+    from_epoch_micros, last_event_at, metric_value, parse_metric_event,
 )
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
@@ -72,7 +72,9 @@ def test_labels_and_sandbox_are_tracked():
     t = apply_event({}, parse_metric_event(_event(region="EU", platform="ios", sandbox=True)), T0)
     t = apply_event(t, parse_metric_event(_event(eventId="e2", region="US", occurredAt="2026-01-11T00:00:00Z")), T0)
     assert (t["lastRegion"], t["lastPlatform"], t["sandbox"], t["sandboxEvents"]) == ("US", "ios", True, 1)
-    assert t["lastEventAt"] == T0 + timedelta(hours=12)
+    assert last_event_at(t) == T0 + timedelta(hours=12)
+    earlier = apply_event(t, parse_metric_event(_event(eventId="e3", occurredAt="2026-01-10T13:00:00Z")), T0)
+    assert last_event_at(earlier) == T0 + timedelta(hours=12)  # a late delivery of an older event: the max stays
 
 
 def _totals(**counts_and_amounts):
@@ -123,3 +125,16 @@ def test_totals_are_the_sums_of_post_exposure_events_in_any_order(items, rnd):
             total = sum(e.value for e in after if e.type is kind)
             assert a["amounts"][kind.value] == pytest.approx(total) == b["amounts"][kind.value]
     assert a["preExposure"]["events"] == len(parsed) - len(after)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9999, 12, 31),
+                    timezones=st.just(timezone.utc)))
+def test_epoch_micros_round_trips_exactly(at):
+    assert from_epoch_micros(epoch_micros(at)) == at
+    assert epoch_micros(at) == (at - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)  # exact
+
+
+def test_a_seeded_last_event_timestamp_is_read_when_no_micros_were_written():
+    assert last_event_at({"lastEventAt": T0}) == T0
+    assert last_event_at({}) is None

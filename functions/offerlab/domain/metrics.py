@@ -8,7 +8,9 @@ currency (producers convert; the last currency seen is kept for audits).
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -53,6 +55,8 @@ METRIC_KINDS = {
     Metric.TRIAL_CONVERSION_RATE: MetricKind.RATIO, Metric.CHURN_RATE: MetricKind.PROPORTION,
     Metric.REFUND_RATE: MetricKind.RATIO,
 }
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 MONEY_TYPES = frozenset({MetricEventType.PURCHASE, MetricEventType.RENEWAL, MetricEventType.REFUND,
                          MetricEventType.CHARGEBACK})
@@ -99,40 +103,108 @@ def empty_totals() -> dict[str, Any]:
             "sandboxEvents": 0, "preExposure": {"purchaseCount": 0, "purchaseAmount": 0.0, "events": 0}}
 
 
+def normalized_totals(totals: Mapping[str, Any]) -> dict[str, Any]:
+    """``totals`` with every count, amount and covariate present (0 when never written): a document built
+    by blind merges holds only the fields its events touched."""
+    base = empty_totals()
+    out = {**base, **totals}
+    for name in ("counts", "amounts", "preExposure"):
+        out[name] = {**base[name], **(totals.get(name) or {})}
+    return out
+
+
 def counts_toward_experiment(event: MetricEvent, first_exposed_at: datetime) -> bool:
     """API.md §7: metrics run over the experiment window from first exposure (inclusive)."""
     return event.occurred_at >= first_exposed_at
 
 
-def apply_event(totals: dict[str, Any], event: MetricEvent, first_exposed_at: datetime) -> dict[str, Any]:
-    """The totals after ``event`` (a new dict). Events before first exposure only feed the CUPED covariate
-    ``preExposure`` (Deng et al. 2013, "Improving the sensitivity of online controlled experiments by
-    utilizing pre-experiment data"): purchases before exposure are independent of the arm."""
-    out = {**empty_totals(), **totals}
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in out.items()}
+@dataclass(frozen=True)
+class TotalsDelta:
+    """What one event adds to a user's totals, as operations that commute.
+
+    Deliveries of one user's events arrive concurrently and in any order. A read-modify-write of the
+    totals document makes them fight over it (the Firestore emulator locks documents pessimistically
+    and aborts waiters on lock timeout: ../shared/notes/emulators.md), so ingestion writes the delta
+    blind instead: ``increments`` become Firestore ``Increment`` transforms, ``maximums`` ``Maximum``
+    transforms and ``labels`` plain field sets (the last *delivered* label wins, as before). Field
+    names are dotted paths into the totals document.
+    """
+
+    increments: dict[str, int | float]
+    maximums: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)
+
+
+def epoch_micros(at: datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch (exact; ``Maximum`` needs a number)."""
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_epoch_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(micros))
+
+
+def last_event_at(totals: Mapping[str, Any]) -> datetime | None:
+    """When the user's latest counted event occurred: ``lastEventMicros`` (written by ingestion) or a
+    ``lastEventAt`` timestamp (documents seeded directly, e.g. by the demo)."""
+    micros = totals.get("lastEventMicros")
+    return from_epoch_micros(micros) if micros is not None else totals.get("lastEventAt")
+
+
+def event_delta(event: MetricEvent, first_exposed_at: datetime) -> TotalsDelta:
+    """What ``event`` adds to the totals of a user first exposed at ``first_exposed_at``. Events before
+    first exposure only feed the CUPED covariate ``preExposure`` (Deng et al. 2013, "Improving the
+    sensitivity of online controlled experiments by utilizing pre-experiment data"): purchases before
+    exposure are independent of the arm."""
     if not counts_toward_experiment(event, first_exposed_at):
-        pre = out["preExposure"]
-        pre["events"] = pre.get("events", 0) + 1
+        inc: dict[str, int | float] = {"preExposure.events": 1}
         if event.type is MetricEventType.PURCHASE:
-            pre["purchaseCount"] = pre.get("purchaseCount", 0) + 1
-            pre["purchaseAmount"] = pre.get("purchaseAmount", 0.0) + float(event.value or 0.0)
-        return out
-    out["counts"][event.type.value] = out["counts"].get(event.type.value, 0) + 1
+            inc["preExposure.purchaseCount"] = 1
+            inc["preExposure.purchaseAmount"] = float(event.value or 0.0)
+        return TotalsDelta(inc)
+    inc = {f"counts.{event.type.value}": 1}
     if event.type in MONEY_TYPES:
-        out["amounts"][event.type.value] = out["amounts"].get(event.type.value, 0.0) + float(event.value or 0.0)
+        inc[f"amounts.{event.type.value}"] = float(event.value or 0.0)
+    labels: dict[str, Any] = {}
     if event.sandbox:
-        out["sandboxEvents"] = out.get("sandboxEvents", 0) + 1
-        out["sandbox"] = True
+        inc["sandboxEvents"] = 1
+        labels["sandbox"] = True
     if event.region:
-        out["lastRegion"] = event.region
+        labels["lastRegion"] = event.region
     if event.platform:
-        out["lastPlatform"] = event.platform
+        labels["lastPlatform"] = event.platform
     if event.currency:
-        out["lastCurrency"] = event.currency.upper()
-    last = out.get("lastEventAt")
-    if last is None or event.occurred_at > last:
-        out["lastEventAt"] = event.occurred_at
+        labels["lastCurrency"] = event.currency.upper()
+    return TotalsDelta(inc, {"lastEventMicros": epoch_micros(event.occurred_at)}, labels)
+
+
+def apply_delta(totals: Mapping[str, Any], delta: TotalsDelta) -> dict[str, Any]:
+    """The totals after ``delta`` (a new dict): what Firestore computes from the blind write, in Python."""
+    out = normalized_totals(totals)
+
+    def slot(path: str) -> tuple[dict[str, Any], str]:
+        *parents, leaf = path.split(".")
+        node = out
+        for name in parents:
+            node = node.setdefault(name, {})
+        return node, leaf
+
+    for path, amount in delta.increments.items():
+        node, leaf = slot(path)
+        node[leaf] = node.get(leaf, 0) + amount
+    for path, value in delta.maximums.items():
+        node, leaf = slot(path)
+        node[leaf] = value if node.get(leaf) is None else max(node[leaf], value)
+    for path, value in delta.labels.items():
+        node, leaf = slot(path)
+        node[leaf] = value
     return out
+
+
+def apply_event(totals: Mapping[str, Any], event: MetricEvent, first_exposed_at: datetime) -> dict[str, Any]:
+    """The totals after ``event`` (a new dict)."""
+    return apply_delta(totals, event_delta(event, first_exposed_at))
 
 
 def metric_value(totals: dict[str, Any], metric: Metric) -> tuple[float, float]:

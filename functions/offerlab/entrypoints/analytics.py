@@ -2,29 +2,31 @@
 
 Callables: analyze_experiment, check_guardrails, monitor_experiment. Scheduled (API.md §6):
 guardrail_sweep every 5 minutes (fans out one message per RUNNING experiment to ``guardrail-checks``) and
-kpi_snapshot hourly; both take *now* from ``event.schedule_time`` (the X-CloudScheduler-ScheduleTime
-header) and are harmless to run at any time (idempotent per tick). Pub/Sub: on_guardrail_check.
+kpi_snapshot hourly (fans out one message per RUNNING or PAUSED experiment to ``kpi-snapshots``); both take
+*now* from ``event.schedule_time`` (the X-CloudScheduler-ScheduleTime header) and are harmless to run at
+any time (idempotent per tick). Pub/Sub: on_guardrail_check, on_kpi_snapshot.
 
 Services are imported inside the functions: numpy/scipy stay off every other function's cold start.
 """
 from __future__ import annotations
 
 __all__ = ["analyze_experiment", "check_guardrails", "monitor_experiment", "guardrail_sweep", "kpi_snapshot",
-           "on_guardrail_check"]
+           "on_guardrail_check", "on_kpi_snapshot"]
 
 import logging
-from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from firebase_functions import https_fn, pubsub_fn, scheduler_fn
 
 from offerlab.api import analytics as m
 from offerlab.api.auth import Role
 from offerlab.api.callable import handle
+from offerlab.api.delivery import PoisonMessage, deliver
 
 log = logging.getLogger("offerlab.analytics")
 
 GUARDRAIL_TOPIC = "guardrail-checks"  # = service.sweeps.GUARDRAIL_TOPIC (not imported: cold start)
-MAX_RETRY_AGE = timedelta(minutes=10)
+SNAPSHOT_TOPIC = "kpi-snapshots"      # = service.snapshots.SNAPSHOT_TOPIC
 
 
 @https_fn.on_call(memory=1024, timeout_sec=540)
@@ -71,31 +73,32 @@ def guardrail_sweep(event: scheduler_fn.ScheduledEvent) -> None:
 def kpi_snapshot(event: scheduler_fn.ScheduledEvent) -> None:
     from offerlab.service import snapshots  # noqa: PLC0415
 
-    report = snapshots.kpi_snapshot(event.schedule_time)
-    log.info("kpi snapshot %s: %d written, %d existing, %d failed", event.schedule_time.isoformat(),
-             len(report.written), len(report.existing), len(report.failed))
+    published = snapshots.kpi_snapshot(event.schedule_time)
+    log.info("kpi snapshot %s: %d requests published", event.schedule_time.isoformat(), published)
 
 
-@pubsub_fn.on_message_published(topic=GUARDRAIL_TOPIC)
+@pubsub_fn.on_message_published(topic=SNAPSHOT_TOPIC, retry=True, memory=1024)
+def on_kpi_snapshot(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
+    """One experiment's snapshot for one tick, written once. Delivery policy: api/delivery.py."""
+    from offerlab.service import snapshots  # noqa: PLC0415
+
+    def work(data: Any, message_id: str) -> None:
+        try:
+            outcome = snapshots.handle_snapshot_request(data)
+        except ValueError as err:
+            raise PoisonMessage(str(err)[:300]) from None
+        log.info("kpi snapshot %s: %s", message_id, outcome)
+
+    deliver("kpi snapshot request", event, work)
+
+
+@pubsub_fn.on_message_published(topic=GUARDRAIL_TOPIC, retry=True)
 def on_guardrail_check(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
-    """One experiment's check. Bad data: logged and acknowledged. A transient failure is re-raised for
-    redelivery only while the message is younger than MAX_RETRY_AGE, then dropped (never forever)."""
+    """One experiment's check, idempotent per (experiment, tick). Delivery policy: api/delivery.py."""
     from offerlab.service import sweeps  # noqa: PLC0415
 
-    message = event.data.message
-    try:
-        data = message.json
-    except ValueError:
-        log.warning("dropped guardrail check %s: not JSON", message.message_id)
-        return
-    try:
+    def work(data: Any, message_id: str) -> None:
         outcome = sweeps.handle_guardrail_check(data)
-    except Exception:
-        published = message.publish_time
-        age = datetime.now(timezone.utc) - published if published else MAX_RETRY_AGE
-        if age >= MAX_RETRY_AGE:
-            log.exception("dropped guardrail check %s after %s of failures", message.message_id, age)
-            return
-        log.exception("guardrail check %s failed; leaving it for redelivery", message.message_id)
-        raise
-    log.info("guardrail check %s: %s %s %s", message.message_id, outcome.status, outcome.action, outcome.reason)
+        log.info("guardrail check %s: %s %s %s", message_id, outcome.status, outcome.action, outcome.reason)
+
+    deliver("guardrail check", event, work)

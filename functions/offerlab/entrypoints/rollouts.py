@@ -9,19 +9,19 @@ __all__ = [
 ]
 
 import logging
-from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from firebase_functions import https_fn, pubsub_fn, scheduler_fn
 
 from offerlab.api import rollouts as m
 from offerlab.api.auth import Role
 from offerlab.api.callable import handle
+from offerlab.api.delivery import PoisonMessage, deliver
 from offerlab.service import rollout_plans as svc
 
 log = logging.getLogger("offerlab.rollouts")
 
 CHECK_TOPIC = "rollout-checks"          # = service.rollouts.CHECK_TOPIC (kept literal: no heavy import here)
-MAX_RETRY_AGE = timedelta(minutes=10)   # a failing check is retried while younger, then dropped (next tick)
 
 
 def _controller():
@@ -78,30 +78,27 @@ def rollout_sweep(event: scheduler_fn.ScheduledEvent) -> None:
     log.info("rollout_sweep: %s", result)
 
 
-@pubsub_fn.on_message_published(topic=CHECK_TOPIC)
+@pubsub_fn.on_message_published(topic=CHECK_TOPIC, retry=True)
 def on_rollout_check(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
-    """One plan at one tick: idempotent (apply_once per experiment and tick). A malformed message is logged and
-    acknowledged; a transient failure is retried only while the message is young, never forever."""
-    message = event.data.message
-    try:
-        data = message.json
-        experiment_id, tick = data["experimentId"], data["tick"]
-        if not (isinstance(experiment_id, str) and isinstance(tick, str)) or not experiment_id or "/" in experiment_id:
-            raise ValueError("experimentId and tick must be strings")
-        from offerlab.domain.clock import parse_rfc3339  # noqa: PLC0415
+    """One plan at one tick: idempotent (apply_once per experiment and tick). Delivery policy: api/delivery.py."""
 
-        parse_rfc3339(tick)
-    except (ValueError, KeyError, TypeError) as err:
-        log.warning("rollout check %s dropped: malformed (%s)", message.message_id, type(err).__name__)
-        return
-    try:
+    def work(data: Any, message_id: str) -> None:
+        experiment_id, tick = _check(data)
         outcome = _controller().run_step(experiment_id, tick)
-        log.info("rollout check %s: %s at %s → %s", message.message_id, experiment_id, tick, outcome)
-    except Exception:
-        published = message.publish_time
-        age = datetime.now(timezone.utc) - published if published else MAX_RETRY_AGE
-        if age >= MAX_RETRY_AGE:
-            log.exception("rollout check %s for %s dropped after %s of failures", message.message_id, experiment_id, age)
-            return
-        log.exception("rollout check %s for %s failed; leaving it for redelivery", message.message_id, experiment_id)
-        raise
+        log.info("rollout check %s: %s at %s → %s", message_id, experiment_id, tick, outcome)
+
+    deliver("rollout check", event, work)
+
+
+def _check(data: Any) -> tuple[str, str]:
+    from offerlab.domain.clock import parse_rfc3339  # noqa: PLC0415
+
+    experiment_id = data.get("experimentId") if isinstance(data, dict) else None
+    tick = data.get("tick") if isinstance(data, dict) else None
+    if not (isinstance(experiment_id, str) and isinstance(tick, str)) or not experiment_id or "/" in experiment_id:
+        raise PoisonMessage("experimentId and tick must be strings")
+    try:
+        parse_rfc3339(tick)
+    except ValueError:
+        raise PoisonMessage("tick is not an RFC 3339 time") from None
+    return experiment_id, tick

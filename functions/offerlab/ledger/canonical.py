@@ -5,40 +5,57 @@ encoding is the standard one, RFC 8785: no whitespace, object members sorted by 
 of their names (§3.2.3), strings escaped as ECMAScript ``JSON.stringify`` does (§3.2.2.2), numbers as
 ECMAScript ``Number.prototype.toString`` (§3.2.2.3, ECMA-262 §6.1.6.1.20), output in UTF-8.
 
-Why not just ``rfc8785.dumps``: the reference package walks the value in Python and manages about 50k
-ledger entries/s on our machines, a sixth of the verification throughput we want (issue 3). The fast
-path here hands the value to the C encoder of the standard library's ``json`` module, whose output is
-RFC 8785 exactly when three conditions hold, which ``_fast_path_safe`` checks first:
+Why not just ``rfc8785.dumps``: the reference package walks the value in Python, byte by byte into a
+``BytesIO``, and is 4–5× slower than this module (benchmarks/bench_ledger.py). The fast path here hands
+the value to the C encoder of the standard library's ``json`` module, whose output is RFC 8785 exactly
+when the following hold; ``_scan`` checks them in one walk over the containers before encoding:
 
-* floats as ECMAScript prints them: the C encoder uses ``float.__repr__``, which agrees with ES for
-  non-integral values from 1e-4 up (same shortest digits, positional), writes integral values with a
-  ``.0`` (fixed by passing them as integers) and uses exponents where ES does not (``1e-05``, ``1e+16``):
-  those rare values take the exact path;
-* every integer within ±(2**53 − 1): RFC 8785 §3.2.2.3 numbers are IEEE 754 doubles; larger integers
-  are refused (as the reference encoder does);
-* member names sort the same by code point (Python) and by UTF-16 code unit (RFC 8785): true unless a
-  name holds a character above U+FFFF (a surrogate pair sorts below U+E000..U+FFFF in UTF-16). Checked
-  on the output text, which is all ASCII in the common case (``str.isascii`` is a C scan).
+* every member name is a ``str`` (the C encoder would silently turn ``1``, ``1.5``, ``True``, ``None``
+  names into strings; RFC 8785 has no such names, and the reference refuses them);
+* every value is of an exact JSON type (``str``, ``int``, ``float``, ``bool``, ``None``, ``dict``,
+  ``list``): subclasses, tuples and the rest take the exact path, which treats them as the reference does;
+* every integer lies within ±(2**53 − 1): RFC 8785 §3.2.2.3 numbers are IEEE 754 doubles, and the
+  reference refuses larger integers;
+* every float is written by ``float.__repr__`` as ECMAScript writes it. Both print the shortest digit
+  string that round-trips (Python: David Gay's ``dtoa`` mode 0; ECMA-262 §6.1.6.1.20 step 5), and both
+  lay it out positionally for non-integral values with 1e-4 <= |x| < 1e16 (Python switches to an exponent
+  below 1e-4 and from 1e16, ES below 1e-6 and from 1e21). The differences are integral values, which
+  ``repr`` writes with a ``.0`` (``_FIX``: they are passed to the C encoder as integers, whose digits
+  are ES's below 2**53, where doubles are spaced at most 1 apart), and exponent forms (``1e-05``,
+  ``1e+16``), which take the exact path;
+* member names sort the same by code point (Python's ``sort_keys``) as by UTF-16 code unit (RFC 8785):
+  true unless the text holds a character above U+FFFF (its surrogate pair sorts below U+E000..U+FFFF in
+  UTF-16). Checked on the output: ``str.isascii`` in the common case, else a regex for astral characters.
 
-Strings: the C encoder with ``ensure_ascii=False`` escapes exactly the characters RFC 8785 escapes
-(``"`` ``\\`` and U+0000..U+001F, with the short forms \\b \\t \\n \\f \\r, else ``\\u00xx`` in lower
+Strings: the C encoder with ``ensure_ascii=False`` escapes exactly the characters RFC 8785 §3.2.2.2
+escapes (``"`` ``\\`` and U+0000..U+001F, with the short forms \\b \\t \\n \\f \\r, else ``\\u00xx`` in lower
 case) and leaves everything else literal; lone surrogates cannot be encoded to UTF-8 and are refused.
 
-Everything else (floats, exotic keys) goes through ``_exact``, a straightforward implementation of
-RFC 8785. tests/unit/test_ledger_canonical.py proves both paths byte-identical to the reference
-package (``rfc8785``) on random JSON values with hypothesis.
+A regex over the encoder's output instead of the walk (to find ``1.0``, ``1e-05``, long integers) was
+tried and measured slower (issue 3): on the 2-core machine one ``re`` pass over a ledger entry's text
+costs more than the walk, and it cannot see member-name types at all, so a walk is needed anyway.
+
+Everything else goes through ``_exact``, a straightforward implementation of RFC 8785.
+tests/unit/test_ledger_canonical.py proves both paths byte-identical to the reference package
+(``rfc8785``) with hypothesis, and checks that the properties can fail.
 """
 from __future__ import annotations
 
 import math
+import re
 from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 from typing import Any
 
 MAX_SAFE_INTEGER = 2**53 - 1  # ECMAScript Number.MAX_SAFE_INTEGER; RFC 8785 §3.2.2.3
 
-_SCALARS = frozenset({str, bool, type(None)})
-_CONTAINERS = frozenset({dict, list})
+_NONE = type(None)
 _STR = frozenset({str})
+# Values the C encoder writes exactly as RFC 8785 does, whatever their content (strings: §3.2.2.2).
+_PLAIN = frozenset({str, bool, _NONE})
+# The exact types the fast path accepts; numbers and containers are checked one by one.
+_FAST = _PLAIN | {int, float, dict, list}
+# A character outside the Basic Multilingual Plane: encoded as a surrogate pair in UTF-16 (RFC 8785 §3.2.3).
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 class CanonicalizationError(ValueError):
@@ -59,65 +76,62 @@ else:
 
 
 _CLEAN, _FIX, _SLOW = 0, 1, 2
-_POSITIONAL_MIN = 1e-4  # repr() writes a non-integral double positionally iff |x| >= 1e-4 (below 2**53)
+assert MAX_SAFE_INTEGER == 9007199254740991  # spelt out in _scan
 
 
 def _scan(obj: Any) -> int:
-    """How the C encoder's output for ``obj`` relates to RFC 8785 (up to the key-order check on the output):
+    """How the C encoder's output for ``obj`` (an exact ``dict`` or ``list``) relates to RFC 8785, up to
+    the key-order check on the output:
 
     * ``_CLEAN`` — identical;
-    * ``_FIX`` — identical once integral floats are written as integers (``1.0`` → ``1``): ``repr`` and
-      ES agree on the digits of an integer below 2**53, only the ``.0`` differs;
-    * ``_SLOW`` — take the exact path: a float that repr writes with an exponent (|x| < 1e-4, or
-      integral at or above 2**53) or not finite, an unsafe integer, a non-string key, another type.
-
-    A non-integral double with |x| >= 1e-4 is below 2**52, where both repr and ECMAScript write the same
-    shortest round-trip digits positionally (Python switches to exponents below 1e-4 and from 1e16, ES
-    below 1e-6 and from 1e21), so the C encoder's text is already canonical.
+    * ``_FIX`` — identical once integral floats are written as integers (``1.0`` → ``1``);
+    * ``_SLOW`` — take the exact path: a float that repr writes with an exponent (non-integral with
+      |x| < 1e-4 or >= 1e16, integral beyond 2**53) or not finite, an unsafe integer, a member name that
+      is not a ``str``, a value of another type (tuples, subclasses, anything non-JSON).
     """
-    t = type(obj)
-    if t is dict:
-        if obj and not set(map(type, obj)) <= _STR:
+    if type(obj) is dict:
+        if not _STR.issuperset(map(type, obj)):  # member names: exact str (one C pass over the keys)
             return _SLOW
         values: Any = obj.values()
-    elif t is list:
-        values = obj
     else:
-        return _scan([obj])
-    types = set(map(type, values))
-    if types <= _SCALARS:
+        values = obj
+    types = set(map(type, values))  # one C pass; most containers hold only strings, bools and nulls
+    if types <= _PLAIN:
         return _CLEAN
+    if not types <= _FAST:
+        return _SLOW
     status = _CLEAN
-    for value in values:
-        vt = type(value)
-        if vt is str or vt in _SCALARS:  # identity first: most values are strings
+    for value in values:  # the literals below are MAX_SAFE_INTEGER, 1e-4 and 1e16: constants load faster than globals
+        t = type(value)
+        if t is str:  # identity first: most values are strings
             continue
-        if vt is int:
-            if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        if t is int:
+            if -9007199254740991 <= value <= 9007199254740991:
                 continue
             return _SLOW
-        if vt is float:
-            if value.is_integer():
-                if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        if t is float:
+            if value.is_integer():  # false for NaN and infinities
+                if -9007199254740991 <= value <= 9007199254740991:
                     status = _FIX
                     continue
                 return _SLOW
-            if _POSITIONAL_MIN <= abs(value) < 1e16:  # false for NaN and infinities
+            if 1e-4 <= abs(value) < 1e16:  # repr() is positional here; false for NaN and infinities
                 continue
             return _SLOW
-        if vt in _CONTAINERS:
-            inner = _scan(value)
-            if inner == _SLOW:
-                return _SLOW
-            status |= inner
+        if t is list and set(map(type, value)) <= _PLAIN:  # a list of strings: no call needed
             continue
-        return _SLOW
+        if t is dict or t is list:
+            inner = _scan(value)
+            if inner:
+                if inner == _SLOW:
+                    return _SLOW
+                status = _FIX
     return status
 
 
 def _fast_path_safe(obj: Any) -> bool:
-    """True when ``canonicalize`` can use the C encoder for ``obj`` (possibly after ``_integral_floats_as_ints``)."""
-    return _scan(obj) != _SLOW
+    """True when ``canonical_str`` can use the C encoder for ``obj`` (possibly after ``_integral_floats_as_ints``)."""
+    return (type(obj) is dict or type(obj) is list) and _scan(obj) != _SLOW
 
 
 def _integral_floats_as_ints(obj: Any) -> Any:
@@ -141,14 +155,16 @@ def canonicalize(obj: Any) -> bytes:
 
 def canonical_str(obj: Any) -> str:
     """The canonical text before UTF-8 encoding (lone surrogates are only refused by the encoding)."""
-    status = _scan(obj) if _c_encode is not None else _SLOW
-    if status != _SLOW:
-        if status == _FIX:
-            obj = _integral_floats_as_ints(obj)
-        text = "".join(_c_encode(obj, 0))
-        # A character above U+FFFF may reorder member names under UTF-16 ordering: take the exact path.
-        if text.isascii() or max(text) <= "\uffff":
-            return text
+    t = type(obj)
+    if (t is dict or t is list) and _c_encode is not None:
+        status = _scan(obj)
+        if status != _SLOW:
+            if status == _FIX:
+                obj = _integral_floats_as_ints(obj)
+            text = "".join(_c_encode(obj, 0))
+            # A character above U+FFFF may reorder member names under UTF-16 ordering: take the exact path.
+            if text.isascii() or _ASTRAL.search(text) is None:
+                return text
     out: list[str] = []
     _exact(obj, out)
     return "".join(out)

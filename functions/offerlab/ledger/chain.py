@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Iterable, Mapping, Sequence
 
 from json.encoder import c_encode_basestring as _escape  # type: ignore[attr-defined]
 
 from offerlab.ledger.canonical import MAX_SAFE_INTEGER, CanonicalizationError, canonical_str, canonicalize
+
+_sha256 = hashlib.sha256
 
 GENESIS_HASH = "0" * 64
 HASH_FIELD = "hash"
@@ -42,32 +45,70 @@ def digest(value: Any) -> str:
 # The canonical text of a well-formed entry is a fixed frame around its field values: member names
 # sorted (RFC 8785 §3.2.3; all ASCII, so code-point and UTF-16 order agree), "hash" left out. Filling
 # the frame skips the generic walk and sort of the ten envelope fields; only the payload goes through
-# ``canonicalize``. Anything unusual (a missing or extra field, an unexpected type) takes the generic
+# ``canonical_str``. Anything unusual (a missing or extra field, an unexpected type) takes the generic
 # path, and tests/unit/test_ledger_chain.py checks the frame against the reference encoder.
-_FRAME = ('{"actor":%s,"eventType":%s,"experimentId":%s,"payload":%s,"prevHash":%s,"recordedAt":%s,'
+_ENVELOPE = itemgetter("actor", "eventType", "experimentId", "payload", "prevHash", "recordedAt", "sequence",
+                       "snapshotDigest", "sourceDocument", "sourceKind")  # the frame's order
+_ENVELOPE_TYPES = (str, str, str, dict, str, str, int, str, str, str)
+_ENVELOPE_TYPES_NO_DIGEST = (str, str, str, dict, str, str, int, type(None), str, str)
+_ENVELOPE_STRINGS = itemgetter(0, 1, 2, 4, 5, 7, 8, 9)  # of the values above: every string field
+# Each frame starts with %s: the hashed bytes are prevHash ‖ canonical(entry), built as one string.
+# _FRAME takes the string fields already escaped (RFC 8785 §3.2.2.2); _FRAME_RAW quotes them as they are,
+# valid when none of them holds a character that needs escaping.
+_FRAME = ('%s{"actor":%s,"eventType":%s,"experimentId":%s,"payload":%s,"prevHash":%s,"recordedAt":%s,'
           '"sequence":%d,"snapshotDigest":%s,"sourceDocument":%s,"sourceKind":%s}')
-_FRAMED_KEYS = frozenset(ENTRY_FIELDS)
-_STRING_FIELDS = ("actor", "eventType", "experimentId", "prevHash", "recordedAt", "sourceDocument", "sourceKind")
+_FRAME_RAW = ('%s{"actor":"%s","eventType":"%s","experimentId":"%s","payload":%s,"prevHash":"%s","recordedAt":"%s",'
+              '"sequence":%d,"snapshotDigest":"%s","sourceDocument":"%s","sourceKind":"%s"}')
+_FRAME_RAW_NO_DIGEST = ('%s{"actor":"%s","eventType":"%s","experimentId":"%s","payload":%s,"prevHash":"%s",'
+                        '"recordedAt":"%s","sequence":%d,"snapshotDigest":null,"sourceDocument":"%s","sourceKind":"%s"}')
+
+
+def _framed(entry: Mapping[str, Any], prefix_prev: bool) -> str | None:
+    """The canonical text of a well-formed entry without "hash" (preceded by its prevHash when
+    ``prefix_prev``), or None when the entry is not well-formed and the generic path must encode it."""
+    if type(entry) is not dict:  # e.g. a defaultdict would grow a missing field on lookup
+        return None
+    size = len(entry)
+    if size != 10 and (size != 11 or HASH_FIELD not in entry):
+        return None
+    try:
+        values = _ENVELOPE(entry)  # with the size check: exactly the ten fields (and "hash")
+    except KeyError:
+        return None
+    types = tuple(map(type, values))
+    if types != _ENVELOPE_TYPES and types != _ENVELOPE_TYPES_NO_DIGEST:
+        return None
+    actor, event, chain, payload, prev, recorded, sequence, snapshot, source, kind = values
+    if not 0 <= sequence <= MAX_SAFE_INTEGER:
+        return None
+    body = canonical_str(payload)
+    head = prev if prefix_prev else ""
+    # Escaping always lengthens a string, so when escaping all the string fields at once adds only the
+    # two quotes, no field needs escaping and each is its own escaped form between quotes: one C call
+    # instead of eight.
+    strings = _ENVELOPE_STRINGS(values) if snapshot is not None else (actor, event, chain, prev, recorded, source, kind)
+    joined = "".join(strings)
+    if len(_escape(joined)) == len(joined) + 2:
+        if snapshot is None:
+            return _FRAME_RAW_NO_DIGEST % (head, actor, event, chain, body, prev, recorded, sequence, source, kind)
+        return _FRAME_RAW % (head, actor, event, chain, body, prev, recorded, sequence, snapshot, source, kind)
+    esc = _escape
+    return _FRAME % (head, esc(actor), esc(event), esc(chain), body, esc(prev), esc(recorded), sequence,
+                     "null" if snapshot is None else esc(snapshot), esc(source), esc(kind))
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CanonicalizationError("input contains a lone surrogate") from None
 
 
 def canonical_entry(entry: Mapping[str, Any]) -> bytes:
     """``canonicalize(entry without "hash")``, fast for well-formed entries."""
-    if entry.keys() == _FRAMED_KEYS or entry.keys() == _FRAMED_KEYS - {HASH_FIELD}:
-        g = entry.get
-        actor, event, chain, prev, recorded, source, kind = (g(f) for f in _STRING_FIELDS)
-        sequence, snapshot, payload = g("sequence"), g("snapshotDigest"), g("payload")
-        if (type(actor) is str and type(event) is str and type(chain) is str and type(prev) is str
-                and type(recorded) is str and type(source) is str and type(kind) is str
-                and type(sequence) is int and 0 <= sequence <= MAX_SAFE_INTEGER
-                and (snapshot is None or type(snapshot) is str) and type(payload) is dict):
-            esc = _escape
-            text = _FRAME % (esc(actor), esc(event), esc(chain), canonical_str(payload), esc(prev),
-                             esc(recorded), sequence, "null" if snapshot is None else esc(snapshot), esc(source),
-                             esc(kind))
-            try:
-                return text.encode("utf-8")
-            except UnicodeEncodeError:
-                raise CanonicalizationError("input contains a lone surrogate") from None
+    text = _framed(entry, False)
+    if text is not None:
+        return _utf8(text)
     body = dict(entry)
     body.pop(HASH_FIELD, None)
     return canonicalize(body)
@@ -75,9 +116,12 @@ def canonical_entry(entry: Mapping[str, Any]) -> bytes:
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
     """The hash an entry must carry: over its ``prevHash`` and every field but ``hash``."""
+    text = _framed(entry, True)
+    if text is not None:
+        return _sha256(_utf8(text)).hexdigest()
     prev = entry.get("prevHash")
-    prefix = prev.encode("utf-8") if isinstance(prev, str) else b""
-    return hashlib.sha256(prefix + canonical_entry(entry)).hexdigest()
+    prefix = _utf8(prev) if isinstance(prev, str) else b""
+    return _sha256(prefix + canonical_entry(entry)).hexdigest()
 
 
 def seal(chain_id: str, drafts: Iterable[Mapping[str, Any]], last_sequence: int, head_hash: str) -> list[dict[str, Any]]:
@@ -136,15 +180,16 @@ def verify_chain(chain_id: str, entries: Sequence[tuple[str, Mapping[str, Any]]]
     errors: list[ChainError] = []
     prev_hash, expected, checked, last_sequence = GENESIS_HASH, 1, 0, 0
     for doc_id, data in sorted(entries, key=_sort_key):
-        sequence = data.get("sequence")
+        get = data.get
+        sequence = get("sequence")
         if type(sequence) is not int or sequence < 1:
             errors.append(ChainError(None, "BAD_SEQUENCE", f"entry {doc_id} has no valid sequence number"))
             continue
         checked += 1
-        if doc_id != entry_doc_id(chain_id, sequence):
+        if doc_id != f"{chain_id}_{sequence:012d}":  # entry_doc_id, inlined: this loop is the hot path
             errors.append(ChainError(sequence, "ENTRY_ID_MISMATCH",
                                      f"entry {doc_id} claims sequence {sequence} of this chain"))
-        if data.get("experimentId") != chain_id:
+        if get("experimentId") != chain_id:
             errors.append(ChainError(sequence, "WRONG_CHAIN", f"entry {sequence} names another chain"))
         if sequence < expected:
             errors.append(ChainError(sequence, "DUPLICATE_SEQUENCE", f"a second entry claims sequence {sequence}"))
@@ -152,18 +197,18 @@ def verify_chain(chain_id: str, entries: Sequence[tuple[str, Mapping[str, Any]]]
         if sequence > expected:
             gap = f"entry {expected} is" if sequence == expected + 1 else f"entries {expected}..{sequence - 1} are"
             errors.append(ChainError(expected, "MISSING_ENTRY", f"{gap} missing"))
-        if data.get("prevHash") != prev_hash:
+        if get("prevHash") != prev_hash:
             errors.append(ChainError(sequence, "PREV_HASH_MISMATCH",
                                      f"entry {sequence} does not link to the hash of the entry before it"))
+        stored = get(HASH_FIELD)
         try:
             recomputed = entry_hash(data)
         except CanonicalizationError:
             recomputed = None
         if recomputed is None:
             errors.append(ChainError(sequence, "UNENCODABLE", f"entry {sequence} holds a value the ledger cannot hold"))
-        elif recomputed != data.get(HASH_FIELD):
+        elif recomputed != stored:
             errors.append(ChainError(sequence, "HASH_MISMATCH", f"entry {sequence} does not match its hash"))
-        stored = data.get(HASH_FIELD)
         prev_hash = stored if isinstance(stored, str) else ""
         expected = sequence + 1
         last_sequence = sequence
@@ -201,9 +246,11 @@ def verify_entries_in_memory(entries: Sequence[Mapping[str, Any]]) -> int:
 
     The hot loop of verification without the bookkeeping, for the benchmark (benchmarks/bench_ledger.py).
     """
-    ok, prev = 0, GENESIS_HASH
+    ok, prev, hash_of = 0, GENESIS_HASH, entry_hash
     for entry in entries:
-        if entry.get("prevHash") == prev and entry_hash(entry) == entry.get(HASH_FIELD):
+        get = entry.get
+        stored = get(HASH_FIELD)
+        if get("prevHash") == prev and hash_of(entry) == stored:
             ok += 1
-        prev = entry.get(HASH_FIELD)
+        prev = stored
     return ok

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Protocol
 
-from offerlab.domain.metrics import METRIC_KINDS, Metric, MetricKind, metric_value
+from offerlab.domain.metrics import METRIC_KINDS, Metric, MetricKind, last_event_at, metric_value
 from offerlab.stats.sufficient import MomentStats
 from offerlab.store import analyses as repo
 from offerlab.store import exposures as exposures_repo
@@ -95,7 +95,7 @@ def _row(user_id: str, arm: str, totals: Mapping[str, Any] | None) -> UserRow:
         user_id=user_id, arm=arm, counts=totals.get("counts") or {}, amounts=totals.get("amounts") or {},
         pre_exposure=totals.get("preExposure") or {}, sandbox=bool(totals.get("sandbox")) or bool(totals.get("sandboxEvents")),
         region=totals.get("lastRegion"), first_exposed_at=totals.get("firstExposedAt"),
-        last_event_at=totals.get("lastEventAt"),
+        last_event_at=last_event_at(totals),
     )
 
 

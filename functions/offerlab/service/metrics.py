@@ -1,10 +1,12 @@
 """Metric ingestion (API.md §5, §7) and fraud signals: event handlers, exactly once in effect.
 
-``ingest_metric_event``: validate (domain/metrics.py); then, in ONE transaction guarded by
-``apply_once("metric", eventId)``, read the user's exposure(s) and update
-``userMetricTotals/{experimentId}_{userId}`` of each experiment the event belongs to. Only events at or
-after the user's first exposure count (earlier ones feed the CUPED covariate ``preExposure``); a user never
-exposed gets no totals. Redelivery finds the marker and changes nothing.
+``ingest_metric_event``: validate (domain/metrics.py); read the user's exposure(s) (written once, never
+changed); then, in ONE atomic batch with the creation of the ``("metric", eventId)`` marker
+(``apply_once_blind``), merge the event's delta into ``userMetricTotals/{experimentId}_{userId}`` of each
+experiment the event belongs to, as server-side increments: no read-modify-write, so concurrent events of
+one user never fight over locks. Only events at or after the user's first exposure count (earlier ones
+feed the CUPED covariate ``preExposure``); a user never exposed gets no totals. A redelivery's marker
+creation fails and nothing is written.
 
 Handlers never raise for bad data: they return an ``Outcome`` the entry point logs (ack, no retry).
 """
@@ -22,7 +24,7 @@ from offerlab.domain import metrics as rules
 from offerlab.domain.clock import parse_rfc3339, utcnow
 from offerlab.store import exposures as exposures_repo
 from offerlab.store import metrics as repo
-from offerlab.store.idempotency import apply_once
+from offerlab.store.idempotency import apply_once, apply_once_blind
 
 log = logging.getLogger("offerlab.metrics")
 
@@ -54,25 +56,22 @@ def ingest_metric_event(data: Any) -> Outcome:
         event = rules.parse_metric_event(data)
     except (ValueError, TypeError) as err:
         return Outcome(Status.REJECTED, _reason(err))
-    touched: list[str] = []
+    if event.experiment_id is not None:
+        found = exposures_repo.find_exposure(event.experiment_id, event.user_id)
+        exposures = [found] if found is not None else []
+    else:
+        exposures = exposures_repo.exposures_of_user(event.user_id)
+    touched = [e.experiment_id for e in exposures]
 
-    def effect(transaction: Any) -> None:
-        touched.clear()  # the body may be retried on contention
-        if event.experiment_id is not None:
-            found = exposures_repo.find_exposure(event.experiment_id, event.user_id, transaction)
-            exposures = [found] if found is not None else []
-        else:
-            exposures = exposures_repo.exposures_of_user(event.user_id, transaction)
-        current = {e.experiment_id: repo.find_totals(e.experiment_id, event.user_id, transaction) for e in exposures}
+    def writes(batch: Any) -> None:
         now = utcnow()
-        for exposure in exposures:  # all reads are done: writes only from here
-            totals = rules.apply_event(current[exposure.experiment_id] or {}, event, exposure.first_exposed_at)
-            totals.update({"experimentId": exposure.experiment_id, "userId": event.user_id, "arm": exposure.arm,
-                           "firstExposedAt": exposure.first_exposed_at, "updatedAt": now})
-            transaction.set(repo.totals_ref(exposure.experiment_id, event.user_id), totals)
-            touched.append(exposure.experiment_id)
+        for exposure in exposures:
+            identity = {"experimentId": exposure.experiment_id, "userId": event.user_id, "arm": exposure.arm,
+                        "firstExposedAt": exposure.first_exposed_at, "updatedAt": now}
+            repo.add_totals_delta(batch, exposure.experiment_id, event.user_id, identity,
+                                  rules.event_delta(event, exposure.first_exposed_at))
 
-    if not apply_once("metric", event.event_id, effect):
+    if not apply_once_blind("metric", event.event_id, writes):
         return Outcome(Status.DUPLICATE)
     if not touched:
         return Outcome(Status.NOT_EXPOSED)

@@ -3,37 +3,35 @@
 ``experimentSnapshots/{experimentId}_{tickId}``: for each metric of API.md §7 and each arm, the
 ``MomentStats`` sums (n, Σy, Σy², and for ratio metrics Σx, Σx², Σxy with x the denominator), plus the
 exposures per arm. Sums are what later analyses and dashboards combine (a difference of two snapshots
-is the window between them). Created once per tick (``create``): a tick delivered twice, or the worker's
-health-probe run, writes nothing twice. One experiment failing is logged and does not stop the others.
+is the window between them). The hourly tick fans out one message per experiment (topic ``kpi-snapshots``,
+handler ``on_kpi_snapshot``), so one experiment failing or slow never delays the others. Created once per
+tick (``create``): a tick delivered twice, or the worker's health-probe run, writes nothing twice.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
+from offerlab.domain.clock import parse_rfc3339
+from offerlab.domain.errors import NotFound
 from offerlab.domain.metrics import Metric
 from offerlab.domain.types import ExperimentStatus
 from offerlab.service.analysis_source import AnalysisSource, FirestoreAnalysisSource
 from offerlab.store import experiments as experiments_repo
 from offerlab.store import snapshots as repo
 from offerlab.store.documents import ExperimentSnapshot, OfferExperiment
+from offerlab.store.pubsub import publish_many
 
 log = logging.getLogger("offerlab.snapshots")
 
 SNAPSHOT_STATUSES = (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED)
+SNAPSHOT_TOPIC = "kpi-snapshots"
 
 
 def tick_id(at: datetime) -> str:
     """The tick's identity: its schedule time to the second, UTC (``20261125T140000Z``)."""
     return at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
-
-@dataclass
-class SnapshotReport:
-    written: list[str] = field(default_factory=list)
-    existing: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
 
 
 def snapshot_of(experiment: OfferExperiment, at: datetime, source: AnalysisSource) -> ExperimentSnapshot:
@@ -45,19 +43,43 @@ def snapshot_of(experiment: OfferExperiment, at: datetime, source: AnalysisSourc
     )
 
 
-def kpi_snapshot(at: datetime, source: AnalysisSource | None = None) -> SnapshotReport:
-    report = SnapshotReport()
+def kpi_snapshot(at: datetime) -> int:
+    """The hourly tick: publish one ``{experimentId, tick}`` request per RUNNING or PAUSED experiment to
+    ``kpi-snapshots`` (``on_kpi_snapshot`` takes each in parallel); returns how many were published.
+
+    One invocation reading every experiment's totals took minutes once a few hundred experiments ran
+    (and a slow one delayed all the others); the fan-out keeps each unit of work to one experiment, like
+    the two sweeps (service/sweeps.py)."""
     ids = experiments_repo.ids_with_status([s.value for s in SNAPSHOT_STATUSES])
+    if ids:
+        stamp = at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        publish_many(SNAPSHOT_TOPIC, [{"experimentId": i, "tick": stamp} for i in ids])
+    return len(ids)
+
+
+def take_snapshot(experiment_id: str, at: datetime, source: AnalysisSource | None = None) -> str:
+    """Write the experiment's snapshot for the tick ``at`` once: ``WRITTEN``, ``EXISTING`` (a tick delivered
+    twice) or ``SKIPPED`` (the experiment is gone or no longer RUNNING/PAUSED)."""
     tick = tick_id(at)
-    for experiment_id in ids:
-        try:
-            if repo.get_snapshot(experiment_id, tick) is not None:
-                report.existing.append(experiment_id)
-                continue
-            experiment = experiments_repo.get_experiment(experiment_id)
-            snapshot = snapshot_of(experiment, at, source or FirestoreAnalysisSource())
-            (report.written if repo.create_snapshot(tick, snapshot) else report.existing).append(experiment_id)
-        except Exception:  # one experiment's failure must not block the others' snapshots
-            log.exception("kpi snapshot of %s at %s failed", experiment_id, tick)
-            report.failed.append(experiment_id)
-    return report
+    if repo.get_snapshot(experiment_id, tick) is not None:
+        return "EXISTING"
+    try:
+        experiment = experiments_repo.get_experiment(experiment_id)
+    except NotFound:
+        return "SKIPPED"
+    if experiment.status not in SNAPSHOT_STATUSES:
+        return "SKIPPED"
+    snapshot = snapshot_of(experiment, at, source or FirestoreAnalysisSource())
+    return "WRITTEN" if repo.create_snapshot(tick, snapshot) else "EXISTING"
+
+
+def handle_snapshot_request(data: Any, source: AnalysisSource | None = None) -> str:
+    """One message of ``kpi-snapshots``; raises ``ValueError`` for a message that can never succeed."""
+    if not isinstance(data, dict):
+        raise ValueError("the message is not a JSON object")
+    experiment_id, tick = data.get("experimentId"), data.get("tick")
+    if not isinstance(experiment_id, str) or not 0 < len(experiment_id) <= 128 or "/" in experiment_id:
+        raise ValueError("experimentId is missing or invalid")
+    if not isinstance(tick, str):
+        raise ValueError("tick is missing")
+    return take_snapshot(experiment_id, parse_rfc3339(tick), source)

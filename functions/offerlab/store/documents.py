@@ -158,6 +158,9 @@ class ExperimentSnapshot(Document):  # experimentSnapshots/{experimentId}_{tick}
     taken_at: datetime
     exposures: dict[str, int]
     metrics: dict[str, dict[str, dict[str, float]]]  # metric -> arm -> sufficient statistics
+    tick_id: str | None = None       # the tick (YYYYMMDDTHHMMSSZ), also the id's suffix
+    status: str | None = None        # the experiment's status when taken
+    coverage: float | None = None    # and its coverage
 
 
 class ExperimentEvent(Document):  # experimentEvents/{experimentId}_{version}: one per transition
@@ -268,15 +271,17 @@ class UserMetricTotals(Document):  # userMetricTotals/{experimentId}_{userId}
     user_id: str
     arm: str
     first_exposed_at: datetime
-    counts: dict[str, int]         # per event type, events at or after first exposure
-    amounts: dict[str, float]      # per money type (purchase, renewal, refund, chargeback)
+    # Written by blind merges (domain/metrics.py TotalsDelta): a field appears with its first event.
+    counts: dict[str, int] = Field(default_factory=dict)    # per event type, events at or after first exposure
+    amounts: dict[str, float] = Field(default_factory=dict)  # per money type (purchase, renewal, refund, chargeback)
     sandbox_events: int = 0
     sandbox: bool = False
     pre_exposure: dict[str, float] = Field(default_factory=dict)  # CUPED covariate: purchases before exposure
     last_region: str | None = None
     last_platform: str | None = None
     last_currency: str | None = None
-    last_event_at: datetime | None = None
+    last_event_micros: int | None = None  # latest counted event (epoch µs: Firestore's Maximum needs a number)
+    last_event_at: datetime | None = None  # the same as a timestamp, in documents seeded directly
     updated_at: datetime
 
 
