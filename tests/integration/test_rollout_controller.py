@@ -256,10 +256,21 @@ def test_an_open_alert_blocks_and_pauses(cohort_id, firestore_db):
     assert rollouts_repo.find_plan(eid).status.value == "PAUSED" and repo.get_experiment(eid).coverage == 1
 
 
-def test_the_sweep_closes_the_plan_of_an_experiment_that_ended(cohort_id):
-    eid = running(cohort_id, autoProgress=True).experiment_id
-    svc.complete_experiment(PM, eid)
-    assert ctl.run_step(eid, tick(datetime.now(timezone.utc))) == "ROLLOUT_CLOSED"
-    plan = rollouts_repo.find_plan(eid)
-    assert plan.status.value == "COMPLETED" and rollouts_repo.list_rollout_events(eid)[-1]["eventType"] == "ROLLOUT_CLOSED"
-    assert eid not in rollouts_repo.active_plan_ids()
+def test_ending_an_experiment_closes_its_plan_at_once_and_the_sweep_closes_any_left_open(cohort_id, firestore_db):
+    completed = running(cohort_id, autoProgress=True).experiment_id
+    svc.complete_experiment(PM, completed)
+    plan, last = rollouts_repo.find_plan(completed), rollouts_repo.list_rollout_events(completed)[-1]
+    assert plan.status.value == "COMPLETED" and (last["eventType"], last["actor"]) == ("ROLLOUT_CLOSED", "pm@company.com")
+    assert ctl.run_step(completed, tick(datetime.now(timezone.utc))) == "SKIPPED"  # nothing left for the sweep
+
+    killed = running(cohort_id, autoProgress=True).experiment_id
+    svc.kill_experiment(ADMIN, killed, "refunds")
+    assert rollouts_repo.find_plan(killed).status.value == "ABORTED"
+    assert rollouts_repo.list_rollout_events(killed)[-1]["eventType"] == "ROLLOUT_CLOSED"
+
+    # An experiment ended some other way (here by hand, in the console): the sweep still closes its plan.
+    by_hand = running(cohort_id, autoProgress=True).experiment_id
+    firestore_db.collection("offerExperiments").document(by_hand).update({"status": "COMPLETED"})
+    assert ctl.run_step(by_hand, tick(datetime.now(timezone.utc))) == "ROLLOUT_CLOSED"
+    assert rollouts_repo.find_plan(by_hand).status.value == "COMPLETED"
+    assert not {completed, killed, by_hand} & set(rollouts_repo.active_plan_ids())

@@ -68,21 +68,31 @@ def _commit(transaction: Any, before: OfferExperiment | None, after: OfferExperi
 
 def transition_in(transaction: Any, experiment_id: str, command: Command, actor: Actor,
                   change: Callable[[OfferExperiment, Transition, datetime], tuple[dict[str, Any], dict[str, Any]]]
-                  | None = None, *, allowed_from: frozenset[ExperimentStatus] | None = None) -> OfferExperiment:
+                  | None = None, *, allowed_from: frozenset[ExperimentStatus] | None = None,
+                  close_plan: bool = True) -> OfferExperiment:
     """Apply one table transition inside ``transaction`` (shared with apply_once by the kill-switch).
 
     ``change(experiment, transition, now)`` returns (field updates, event payload); ``allowed_from``
-    narrows the table (the kill-switch's "*" kills only RUNNING/PAUSED experiments).
+    narrows the table (the kill-switch's "*" kills only RUNNING/PAUSED experiments). A transition that ends
+    the experiment also closes its open rollout plan, unless the caller writes the plan itself
+    (``close_plan=False``: abort_rollout).
     """
     experiment = repo.get_experiment(experiment_id, transaction)
     check_actor(command, actor, author=experiment.author, approvers=experiment.approvers)
     if allowed_from is not None and experiment.status not in allowed_from:
         raise FailedPrecondition(f"The experiment is {experiment.status.value}.")
     transition = plan_transition(command, experiment.status)
+    ending = close_plan and transition.to_status in (ExperimentStatus.KILLED, ExperimentStatus.COMPLETED)
+    plan = rollouts_repo.find_plan(experiment_id, transaction) if ending else None  # all reads before writes
     now = utcnow()
     updates, payload = change(experiment, transition, now) if change else ({}, {})
     after = experiment.model_copy(update={"status": transition.to_status, **updates})
-    return _commit(transaction, experiment, after, transition, actor, now, payload)
+    committed = _commit(transaction, experiment, after, transition, actor, now, payload)
+    if plan is not None:
+        from offerlab.service.rollouts import close_plan_in  # noqa: PLC0415 - avoids an import cycle
+
+        close_plan_in(transaction, plan, committed, actor.name, now)
+    return committed
 
 
 def _run(experiment_id: str, command: Command, actor: Actor, change=None) -> OfferExperiment:

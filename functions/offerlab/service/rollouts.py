@@ -63,6 +63,19 @@ def _actor(caller: Caller) -> Actor:
     return actor_of(caller)
 
 
+def close_plan_in(transaction: Any, plan: RolloutPlan, experiment: OfferExperiment, actor: str, now: datetime) -> None:
+    """Close an open plan in the transaction that ends its experiment (kill, complete, kill-switch), with
+    its ROLLOUT_CLOSED event: the plan's status follows at once instead of at the next rollout_sweep
+    (which still closes a plan whose experiment ended some other way). The coverage is left as it was:
+    get_offer serves nobody the treatment of an ended experiment anyway."""
+    if plan.status not in (RolloutStatus.PLANNED, RolloutStatus.ACTIVE, RolloutStatus.PAUSED):
+        return
+    status = RolloutStatus.COMPLETED if experiment.status == ExperimentStatus.COMPLETED else RolloutStatus.ABORTED
+    _commit(transaction, plan, experiment, event_type=CLOSED, actor=actor, now=now, status=status,
+            to_index=plan.current_stage_index, reason=f"the experiment is {experiment.status.value}",
+            move_experiment=False)
+
+
 def _plan(experiment_id: str, transaction: Any = None) -> RolloutPlan:
     plan = repo.find_plan(experiment_id, transaction)
     if plan is None:
@@ -358,7 +371,7 @@ def abort_rollout(caller: Caller, experiment_id: str, reason: str) -> dict[str, 
         _refuse_if_finished(plan, experiment)
         if plan.status == RolloutStatus.PLANNED:
             raise FailedPrecondition("The rollout has not started; nothing to abort.")
-        killed = transition_in(transaction, experiment_id, Command.KILL, actor, change)
+        killed = transition_in(transaction, experiment_id, Command.KILL, actor, change, close_plan=False)
         return _commit(transaction, plan, killed, event_type=ABORTED, actor=actor.name, now=killed.last_change.at,
                        status=RolloutStatus.ABORTED, to_index=plan.current_stage_index, reason=reason,
                        move_experiment=False)

@@ -17,6 +17,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
+from offerlab.domain.errors import Aborted
 from offerlab.ledger.chain import GENESIS_HASH, entry_doc_id, seal
 from offerlab.ledger.drafts import UNAUTHORISED_CHANGE
 from offerlab.store import collections as C
@@ -108,7 +109,14 @@ def sequence_pending(chain_id: str, limit: int = SEQUENCE_BATCH) -> int:
                                "updatedAt": datetime.now(timezone.utc)})
         return len(sealed)
 
-    return run_in_transaction(body)
+    from google.api_core.exceptions import AlreadyExists  # noqa: PLC0415 - lazy (cold start)
+
+    try:
+        return run_in_transaction(body)
+    except AlreadyExists:
+        # Another sequencer sealed the same sequence number first: the emulator reports the losing
+        # commit's entry creation as ALREADY_EXISTS rather than ABORTED. Contention all the same.
+        raise Aborted("Another sequencer holds the chain's head.") from None
 
 
 def read_head(chain_id: str) -> dict[str, Any] | None:
