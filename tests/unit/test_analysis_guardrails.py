@@ -1,6 +1,8 @@
 """evaluate_guardrails on per-arm sufficient statistics (no Firestore): which limit, which test, which action."""
 from dataclasses import replace
 
+import pytest
+
 from offerlab.domain.metrics import Metric
 from offerlab.service.analysis_source import UserRow, moments_from_rows
 from offerlab.service.guardrails import evaluate_guardrails, guardrail_metrics
@@ -52,3 +54,17 @@ def test_mean_metric_guardrails_use_the_treatment_mean():
         "metric": "arpu", "max_threshold": None, "min_threshold": 5.0})]})
     [result] = evaluate_guardrails(exp, {"arpu": moments_from_rows(rows, Metric.ARPU)})
     assert result.observed == 1.0 and result.reason == "insufficient_data"  # zero variance: no information yet
+
+
+def test_the_guardrail_monitor_may_pause_or_kill_and_nothing_else():
+    from offerlab.domain.errors import PermissionDenied
+    from offerlab.domain.lifecycle import Command, check_actor
+    from offerlab.service.guardrails import monitor_actor
+
+    actor = monitor_actor("guardrail_sweep 20261125T100000Z")
+    assert actor.is_system and not actor.is_admin and actor.email is None
+    for allowed in (Command.PAUSE, Command.KILL):
+        check_actor(allowed, actor, author="pm@company.com", approvers=["ceo@company.com"])
+    for refused in (Command.RESUME, Command.UPDATE, Command.APPROVE, Command.START, Command.COMPLETE):
+        with pytest.raises(PermissionDenied):
+            check_actor(refused, actor, author="pm@company.com", approvers=["ceo@company.com"])

@@ -115,9 +115,9 @@ def check_experiment(experiment: OfferExperiment, source: AnalysisSource) -> lis
 
 
 def monitor_actor(via: str) -> Actor:
-    """The guardrail monitor acts with admin rights on the lifecycle: the lifecycle's ``system_actor`` may
-    only KILL (the kill-switch), and a guardrail must also PAUSE. Named so the ledger shows who acted."""
-    return Actor(name=f"{MONITOR_ACTOR} (via {via})", email=None, is_admin=True)
+    """The guardrail monitor acts as a system actor: the lifecycle lets it PAUSE or KILL and nothing else
+    (least privilege; it used to carry admin rights). Named so the ledger shows who acted."""
+    return Actor(name=f"{MONITOR_ACTOR} (via {via})", email=None, is_system=True)
 
 
 def alert_id(experiment_id: str, key: str) -> str:
