@@ -91,14 +91,10 @@ def on_rollout_check(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]
 
 
 def _check(data: Any) -> tuple[str, str]:
-    from offerlab.domain.clock import parse_rfc3339  # noqa: PLC0415
+    from offerlab.domain.fanout import parse_check_message  # noqa: PLC0415
 
-    experiment_id = data.get("experimentId") if isinstance(data, dict) else None
-    tick = data.get("tick") if isinstance(data, dict) else None
-    if not (isinstance(experiment_id, str) and isinstance(tick, str)) or not experiment_id or "/" in experiment_id:
-        raise PoisonMessage("experimentId and tick must be strings")
     try:
-        parse_rfc3339(tick)
-    except ValueError:
-        raise PoisonMessage("tick is not an RFC 3339 time") from None
-    return experiment_id, tick
+        experiment_id, _ = parse_check_message(data)
+    except ValueError as err:
+        raise PoisonMessage(str(err)) from None
+    return experiment_id, data["tick"]  # the step keys its idempotency on the tick as published

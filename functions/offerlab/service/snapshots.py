@@ -13,8 +13,8 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from offerlab.domain.clock import parse_rfc3339
 from offerlab.domain.errors import NotFound
+from offerlab.domain.fanout import parse_check_message
 from offerlab.domain.metrics import Metric
 from offerlab.domain.types import ExperimentStatus
 from offerlab.service.analysis_source import AnalysisSource, FirestoreAnalysisSource
@@ -75,11 +75,5 @@ def take_snapshot(experiment_id: str, at: datetime, source: AnalysisSource | Non
 
 def handle_snapshot_request(data: Any, source: AnalysisSource | None = None) -> str:
     """One message of ``kpi-snapshots``; raises ``ValueError`` for a message that can never succeed."""
-    if not isinstance(data, dict):
-        raise ValueError("the message is not a JSON object")
-    experiment_id, tick = data.get("experimentId"), data.get("tick")
-    if not isinstance(experiment_id, str) or not 0 < len(experiment_id) <= 128 or "/" in experiment_id:
-        raise ValueError("experimentId is missing or invalid")
-    if not isinstance(tick, str):
-        raise ValueError("tick is missing")
-    return take_snapshot(experiment_id, parse_rfc3339(tick), source)
+    experiment_id, at = parse_check_message(data)
+    return take_snapshot(experiment_id, at, source)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from offerlab.domain.clock import parse_rfc3339
 from offerlab.domain.errors import NotFound
+from offerlab.domain.fanout import parse_check_message
 from offerlab.domain.types import ExperimentStatus
 from offerlab.service import guardrails
 from offerlab.service.analysis_source import AnalysisSource, FirestoreAnalysisSource
@@ -32,7 +32,6 @@ log = logging.getLogger("offerlab.sweeps")
 
 GUARDRAIL_TOPIC = "guardrail-checks"
 IDEMPOTENCY_SCOPE = "guardrail-check"
-MAX_ID = 128
 
 
 def guardrail_sweep(at: datetime) -> int:
@@ -51,20 +50,9 @@ class CheckOutcome:
     reason: str = ""
 
 
-def _parse(data: Any) -> tuple[str, datetime]:
-    if not isinstance(data, dict):
-        raise ValueError("the message is not a JSON object")
-    experiment_id, tick = data.get("experimentId"), data.get("tick")
-    if not isinstance(experiment_id, str) or not 0 < len(experiment_id) <= MAX_ID or "/" in experiment_id:
-        raise ValueError("experimentId is missing or invalid")
-    if not isinstance(tick, str):
-        raise ValueError("tick is missing")
-    return experiment_id, parse_rfc3339(tick)
-
-
 def handle_guardrail_check(data: Any, source: AnalysisSource | None = None) -> CheckOutcome:
     try:
-        experiment_id, at = _parse(data)
+        experiment_id, at = parse_check_message(data)
     except ValueError as err:
         return CheckOutcome("REJECTED", reason=str(err)[:300])
     try:
