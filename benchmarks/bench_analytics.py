@@ -90,7 +90,7 @@ def _seed(eid: str, n: int) -> tuple[np.ndarray, np.ndarray, float]:
 def run(table: Table) -> None:
     from scipy import stats as scipy_stats
 
-    from offerlab.api.auth import Caller, Role
+    from offerlab.domain.actors import Caller, Role
     from offerlab.domain.metrics import Metric
     from offerlab.service import analytics
     from offerlab.service.analysis_source import FirestoreAnalysisSource

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import requests
 
-from offerlab.api.auth import Caller, Role
+from offerlab.domain.actors import Caller, Role
 from offerlab.domain.errors import InvalidArgument, NotFound, PermissionDenied
 from offerlab.domain.metrics import Metric, empty_totals
 from offerlab.service import analytics as svc

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from offerlab.api.auth import Caller, Role
+from offerlab.domain.actors import Caller, Role
 from offerlab.service import guardrails, snapshots, sweeps
 from offerlab.store import analyses as analyses_repo
 from offerlab.store import experiments as experiments_repo

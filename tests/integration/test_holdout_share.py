@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from offerlab.api.auth import Caller, Role
+from offerlab.domain.actors import Caller, Role
 from offerlab.domain.assignment import bucket_of, threshold
 from offerlab.service import holdouts as svc
 from offerlab.store import cohort_cache

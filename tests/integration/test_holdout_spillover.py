@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from offerlab.api.auth import Caller, Role
+from offerlab.domain.actors import Caller, Role
 from offerlab.domain.assignment import Arm, assign_arm, bucket_of
 from offerlab.domain.errors import InvalidArgument, NotFound
 from offerlab.domain.types import ExperimentStatus, SpilloverChannel

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from offerlab.api.auth import Caller, Role
+from offerlab.domain.actors import Caller, Role
 from offerlab.domain.assignment import bucket_of
 from offerlab.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from offerlab.domain.types import ExperimentStatus, SpilloverAction, SpilloverChannel

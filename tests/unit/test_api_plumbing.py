@@ -4,7 +4,8 @@ from datetime import datetime, timezone
 import pytest
 from pydantic import Field
 
-from offerlab.api.auth import Caller, Role, caller_from_token, require_role
+from offerlab.api.auth import caller_from_token, require_role
+from offerlab.domain.actors import Caller, Role
 from offerlab.api.callable import parse
 from offerlab.api.holdouts import CreateHoldoutCohort
 from offerlab.api.models import ApiModel, JsonObject, Name, dump

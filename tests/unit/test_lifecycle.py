@@ -3,9 +3,10 @@ import itertools
 
 import pytest
 
+from offerlab.domain.actors import Actor
 from offerlab.domain.errors import FailedPrecondition, PermissionDenied
 from offerlab.domain.lifecycle import (
-    APPROVAL_RECORDED, EVENT_TYPES, NON_TERMINAL, TERMINAL, TRANSITIONS, Actor, Command, check_actor,
+    APPROVAL_RECORDED, EVENT_TYPES, NON_TERMINAL, TERMINAL, TRANSITIONS, Command, check_actor,
     check_not_already_approved, plan_transition,
 )
 from offerlab.domain.types import ExperimentStatus as S
@@ -23,7 +24,7 @@ EXPECTED = {
     **{(Command.KILL, s): S.KILLED for s in (S.DRAFT, S.PENDING_APPROVAL, S.APPROVED, S.RUNNING, S.PAUSED)},
 }
 
-COMMANDS = [c for c in Command if c is not Command.CREATE]
+COMMANDS = [c for c in Command if c not in (Command.CREATE, Command.MOVE_STAGE)]
 
 
 @pytest.mark.parametrize("command,status", list(itertools.product(COMMANDS, list(S))))
@@ -36,6 +37,18 @@ def test_every_pair_follows_the_lifecycle(command, status):
         with pytest.raises(FailedPrecondition) as err:
             plan_transition(command, status)
         assert err.value.details == {"status": status.value, "command": command.value}
+
+
+@pytest.mark.parametrize("status", list(S))
+def test_the_rollout_moves_the_coverage_only_while_the_experiment_is_live(status):
+    if status in (S.RUNNING, S.PAUSED):
+        move = plan_transition(Command.MOVE_STAGE, status, event_type="ROLLOUT_PROGRESSED")
+        assert (move.from_status, move.to_status, move.event_type) == (status, status, "ROLLOUT_PROGRESSED")
+        with pytest.raises(ValueError):
+            plan_transition(Command.MOVE_STAGE, status)  # a move must say which rollout event moved it
+    else:
+        with pytest.raises(FailedPrecondition):
+            plan_transition(Command.MOVE_STAGE, status, event_type="ROLLOUT_PROGRESSED")
 
 
 def test_terminal_states_have_no_way_out():

@@ -10,20 +10,20 @@ from cloudevents.http import CloudEvent
 from flask import Flask
 
 from offerlab.entrypoints import rollouts as ep
-from offerlab.service.rollouts import tick_id
+from offerlab.domain.fanout import tick_stamp as tick_id
 
 
 class FakeController:
     def __init__(self, fail=False):
         self.steps, self.sweeps, self.fail = [], [], fail
 
-    def run_step(self, experiment_id, tick):
+    def run_step(self, store, experiment_id, tick):
         self.steps.append((experiment_id, tick))
         if self.fail:
             raise RuntimeError("firestore unavailable")
         return "NOTHING"
 
-    def sweep(self, schedule_time):
+    def sweep(self, store, schedule_time):
         self.sweeps.append(schedule_time)
         return {}
 

@@ -1,38 +1,10 @@
-"""Who is calling: the verified token's uid, email and roles (API.md §1)."""
+"""Who is calling: a ``Caller`` (domain/actors.py) built from the verified token's uid, email and roles (API.md §1)."""
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
 from typing import Any, Iterable
 
+from offerlab.domain.actors import Caller, Role
 from offerlab.domain.errors import PermissionDenied, Unauthenticated
-
-
-class Role(str, enum.Enum):
-    EXPERIMENTER = "experimenter"
-    APPROVER = "approver"
-    ANALYST = "analyst"
-    SERVICE = "service"
-    ADMIN = "admin"
-
-
-STAFF = frozenset({Role.EXPERIMENTER, Role.APPROVER, Role.ANALYST, Role.ADMIN})
-
-
-@dataclass(frozen=True)
-class Caller:
-    uid: str
-    email: str | None
-    roles: frozenset[Role]
-
-    def has(self, *roles: Role) -> bool:
-        """True when the caller holds any of ``roles``; admin holds every role (API.md §1)."""
-        return Role.ADMIN in self.roles or any(r in self.roles for r in roles)
-
-    @property
-    def actor(self) -> str:
-        """How the ledger names this caller: the email when the token has one, else the uid."""
-        return self.email or f"uid:{self.uid}"
 
 
 def caller_from_token(uid: str | None, token: dict[str, Any] | None) -> Caller:

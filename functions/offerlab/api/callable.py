@@ -15,7 +15,8 @@ from firebase_functions import https_fn
 from pydantic import BaseModel, ValidationError
 
 from offerlab import config
-from offerlab.api.auth import Caller, Role, caller_from_token, require_role
+from offerlab.api.auth import caller_from_token, require_role
+from offerlab.domain.actors import Caller, Role
 from offerlab.api.models import dump
 from offerlab.domain.errors import InvalidArgument, OfferlabError
 

@@ -1,7 +1,6 @@
 """Request models of the experiment callables and get_offer (API.md §3, Experiments)."""
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Annotated
 
@@ -9,25 +8,7 @@ from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from offerlab.api.models import MAX_LIST, ApiModel, Id, JsonObject, Name, Reason, Text
 from offerlab.domain.metrics import Metric
-from offerlab.domain.types import OfferType
-
-
-class KpiType(str, enum.Enum):
-    PRIMARY = "PRIMARY"
-    SECONDARY = "SECONDARY"
-    GUARDRAIL = "GUARDRAIL"
-
-
-class Direction(str, enum.Enum):
-    INCREASE = "INCREASE"
-    DECREASE = "DECREASE"
-    MAINTAIN = "MAINTAIN"
-
-
-class ViolationAction(str, enum.Enum):
-    ALERT = "ALERT"
-    PAUSE = "PAUSE"
-    KILL = "KILL"
+from offerlab.domain.types import Direction, KpiType, OfferType, ViolationAction
 
 
 def _utc(value: datetime) -> datetime:

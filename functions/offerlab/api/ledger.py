@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
-from offerlab.api.auth import Role, caller_from_token, require_role
+from offerlab.api.auth import caller_from_token, require_role
+from offerlab.domain.actors import Role
 from offerlab.api.callable import parse
 from offerlab.api.models import ApiModel, Id
 from offerlab.domain.errors import InvalidArgument, OfferlabError, Unauthenticated

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-MAX_ID = 128
+from offerlab.domain.ids import DocumentId
+
 MAX_NAME = 200
 MAX_TEXT = 4_000
 MAX_LIST = 50
@@ -33,9 +34,9 @@ class ResponseModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-# Document ids: no slashes (they would address a sub-collection), no control characters.
-Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[^/\x00-\x1f]+$")]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[^/\x00-\x1f]+$")]
+# Document ids (domain/ids.py): no slashes (they would address a sub-collection), no control characters.
+Id = DocumentId
+UserId = DocumentId
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]

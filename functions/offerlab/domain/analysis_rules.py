@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
+from offerlab.domain.types import ViolationAction
+
 # --- bots and abnormal usage ---------------------------------------------------------------------------
 
 BOT_PAYWALL_VIEWS = 300
@@ -156,10 +158,7 @@ def monitor_health(srm_p: float | None, guardrails: Sequence[Mapping[str, Any]],
     return "HEALTHY", []
 
 
-ACTION_RANK = {"ALERT": 1, "PAUSE": 2, "KILL": 3}
-
-
-def strongest_action(actions: Iterable[str]) -> str | None:
+def strongest_action(actions: Iterable[str]) -> ViolationAction | None:
     """KILL over PAUSE over ALERT: one check acts once, with the strongest action any violation asks for."""
-    ranked = [a for a in actions if a in ACTION_RANK]
-    return max(ranked, key=ACTION_RANK.__getitem__) if ranked else None
+    ranked = [ViolationAction(a) for a in actions if a in ViolationAction._value2member_map_]
+    return max(ranked, key=lambda a: a.rank) if ranked else None

@@ -13,12 +13,22 @@ Lifecycle (docs/holdouts.md):
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from offerlab.domain.assignment import bucket_of_bytes, threshold
 from offerlab.domain.errors import FailedPrecondition
 from offerlab.domain.types import CohortStatus, SpilloverAction, SpilloverChannel
+
+
+class CohortEventType(str, enum.Enum):
+    """The cohort's state changes, as its ``lastChange.action`` names them (the ledger records each)."""
+
+    COHORT_CREATED = "COHORT_CREATED"
+    COHORT_UPDATED = "COHORT_UPDATED"
+    COHORT_FROZEN = "COHORT_FROZEN"
+    COHORT_RETIRED = "COHORT_RETIRED"
 
 
 @dataclass(frozen=True, slots=True)

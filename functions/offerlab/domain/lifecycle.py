@@ -13,6 +13,7 @@ import enum
 from dataclasses import dataclass
 from typing import Iterable
 
+from offerlab.domain.actors import Actor
 from offerlab.domain.errors import FailedPrecondition, PermissionDenied
 from offerlab.domain.types import ExperimentStatus as S
 
@@ -30,23 +31,40 @@ class Command(str, enum.Enum):
     RESUME = "RESUME"
     COMPLETE = "COMPLETE"
     KILL = "KILL"
+    MOVE_STAGE = "MOVE_STAGE"  # the rollout moves the coverage; the status stays (domain/rollout_plan.py)
 
 
-# Events are past tense (STYLE.md); the ledger engineer's trigger reads these names.
-EVENT_TYPES: dict[Command, str] = {
-    Command.CREATE: "EXPERIMENT_CREATED",
-    Command.UPDATE: "EXPERIMENT_UPDATED",
-    Command.SUBMIT: "EXPERIMENT_SUBMITTED",
-    Command.APPROVE: "EXPERIMENT_APPROVED",
-    Command.REJECT: "EXPERIMENT_REJECTED",
-    Command.START: "EXPERIMENT_STARTED",
-    Command.PAUSE: "EXPERIMENT_PAUSED",
-    Command.RESUME: "EXPERIMENT_RESUMED",
-    Command.COMPLETE: "EXPERIMENT_COMPLETED",
-    Command.KILL: "EXPERIMENT_KILLED",
+class ExperimentEventType(str, enum.Enum):
+    """Events are past tense (STYLE.md); the ledger's drafts and the audit report read these names."""
+
+    EXPERIMENT_CREATED = "EXPERIMENT_CREATED"
+    EXPERIMENT_UPDATED = "EXPERIMENT_UPDATED"
+    EXPERIMENT_SUBMITTED = "EXPERIMENT_SUBMITTED"
+    EXPERIMENT_APPROVED = "EXPERIMENT_APPROVED"
+    # One approval out of several: the experiment stays PENDING_APPROVAL, the event still goes to the ledger.
+    EXPERIMENT_APPROVAL_RECORDED = "EXPERIMENT_APPROVAL_RECORDED"
+    EXPERIMENT_REJECTED = "EXPERIMENT_REJECTED"
+    EXPERIMENT_STARTED = "EXPERIMENT_STARTED"
+    EXPERIMENT_PAUSED = "EXPERIMENT_PAUSED"
+    EXPERIMENT_RESUMED = "EXPERIMENT_RESUMED"
+    EXPERIMENT_COMPLETED = "EXPERIMENT_COMPLETED"
+    EXPERIMENT_KILLED = "EXPERIMENT_KILLED"
+
+
+E = ExperimentEventType
+EVENT_TYPES: dict[Command, ExperimentEventType] = {
+    Command.CREATE: E.EXPERIMENT_CREATED,
+    Command.UPDATE: E.EXPERIMENT_UPDATED,
+    Command.SUBMIT: E.EXPERIMENT_SUBMITTED,
+    Command.APPROVE: E.EXPERIMENT_APPROVED,
+    Command.REJECT: E.EXPERIMENT_REJECTED,
+    Command.START: E.EXPERIMENT_STARTED,
+    Command.PAUSE: E.EXPERIMENT_PAUSED,
+    Command.RESUME: E.EXPERIMENT_RESUMED,
+    Command.COMPLETE: E.EXPERIMENT_COMPLETED,
+    Command.KILL: E.EXPERIMENT_KILLED,
 }
-# One approval out of several: the experiment stays PENDING_APPROVAL, the event still goes to the ledger.
-APPROVAL_RECORDED = "EXPERIMENT_APPROVAL_RECORDED"
+APPROVAL_RECORDED = E.EXPERIMENT_APPROVAL_RECORDED
 
 TERMINAL = frozenset({S.COMPLETED, S.KILLED})
 NON_TERMINAL = frozenset(S) - TERMINAL
@@ -66,18 +84,9 @@ TRANSITIONS: dict[Command, dict[S, S]] = {
     Command.RESUME: {S.PAUSED: S.RUNNING},
     Command.COMPLETE: {S.RUNNING: S.COMPLETED, S.PAUSED: S.COMPLETED},
     Command.KILL: {status: S.KILLED for status in NON_TERMINAL},
+    # Coverage changes only while the experiment is live; the arms never change (API.md §2).
+    Command.MOVE_STAGE: {S.RUNNING: S.RUNNING, S.PAUSED: S.PAUSED},
 }
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who asks, as the domain needs it: the ledger name, the token email and the roles that matter here."""
-
-    name: str
-    email: str | None
-    is_admin: bool = False
-    is_approver: bool = False
-    is_system: bool = False  # the kill-switch topic, scheduled sweeps: authorised by IAM, not by a token
 
 
 @dataclass(frozen=True)
@@ -85,15 +94,21 @@ class Transition:
     command: Command
     from_status: S
     to_status: S
-    event_type: str
+    event_type: str  # an ExperimentEventType, or the rollout's event when only the coverage moves
+
+    @property
+    def ends(self) -> bool:
+        """The experiment reaches a terminal state: its rollout plan closes in the same transaction."""
+        return self.to_status in TERMINAL and self.from_status not in TERMINAL
 
 
 def plan_transition(command: Command, status: S, *, approvals_after: Iterable[str] = (),
-                    approvers: Iterable[str] = ()) -> Transition:
+                                    approvers: Iterable[str] = (), event_type: str | None = None) -> Transition:
     """The transition ``command`` makes from ``status``, or FAILED_PRECONDITION when the table has none.
 
     For APPROVE, ``approvals_after`` is the set of approvers who will have approved once this approval
-    counts: the experiment becomes APPROVED only when it covers every listed approver.
+    counts: the experiment becomes APPROVED only when it covers every listed approver. ``event_type``
+    names the event of a MOVE_STAGE (the rollout's event: ROLLOUT_PROGRESSED, ...).
     """
     targets = TRANSITIONS.get(command, {})
     if status not in targets:
@@ -103,6 +118,10 @@ def plan_transition(command: Command, status: S, *, approvals_after: Iterable[st
             {"status": status.value, "command": command.value})
     if command is Command.APPROVE and not set(approvers) <= set(approvals_after):
         return Transition(command, status, status, APPROVAL_RECORDED)
+    if command is Command.MOVE_STAGE:
+        if event_type is None:
+            raise ValueError("a stage move is named by the rollout event that moves it")
+        return Transition(command, status, targets[status], event_type)
     return Transition(command, status, targets[status], EVENT_TYPES[command])
 
 

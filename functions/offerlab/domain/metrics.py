@@ -16,9 +16,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic.alias_generators import to_camel
 
+from offerlab.domain.ids import ID_PATTERN, MAX_ID
 from offerlab.domain.clock import parse_rfc3339
 
-_ID = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[^/\x00-\x1f]+$")]
+# Ids as the callables take them (domain/ids.py), surrounding whitespace stripped first.
+_ID = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
 _LABEL = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
 
 

@@ -55,3 +55,32 @@ class RolloutStatus(str, enum.Enum):
     PAUSED = "PAUSED"
     COMPLETED = "COMPLETED"
     ABORTED = "ABORTED"
+
+
+class KpiType(str, enum.Enum):
+    PRIMARY = "PRIMARY"
+    SECONDARY = "SECONDARY"
+    GUARDRAIL = "GUARDRAIL"
+
+
+class Direction(str, enum.Enum):
+    """Which way a KPI should move; for a GUARDRAIL KPI the bad side is the opposite one."""
+
+    INCREASE = "INCREASE"
+    DECREASE = "DECREASE"
+    MAINTAIN = "MAINTAIN"
+
+
+class ViolationAction(str, enum.Enum):
+    """What a breached guardrail does, weakest first (the strongest of several violations wins)."""
+
+    ALERT = "ALERT"
+    PAUSE = "PAUSE"
+    KILL = "KILL"
+
+    @property
+    def rank(self) -> int:
+        return _ACTION_RANK[self]
+
+
+_ACTION_RANK = {ViolationAction.ALERT: 1, ViolationAction.PAUSE: 2, ViolationAction.KILL: 3}

@@ -19,9 +19,10 @@ from typing import Any
 from firebase_functions import https_fn, pubsub_fn, scheduler_fn
 
 from offerlab.api import analytics as m
-from offerlab.api.auth import Role
+from offerlab.domain.actors import Role
 from offerlab.api.callable import handle
 from offerlab.api.delivery import PoisonMessage, deliver
+from offerlab.store.firestore_store import firestore_store as store
 
 log = logging.getLogger("offerlab.analytics")
 
@@ -35,7 +36,7 @@ def analyze_experiment(req: https_fn.CallableRequest) -> dict:
     def action(caller, p: m.AnalyzeExperiment):
         from offerlab.service import analytics as svc  # noqa: PLC0415
 
-        return svc.analyze_experiment(caller, p.experiment_id, p.metric, p.treatment_user_ids, p.control_user_ids)
+        return svc.analyze_experiment(store(), caller, p.experiment_id, p.metric, p.treatment_user_ids, p.control_user_ids)
 
     return handle(req, m.AnalyzeExperiment, action, roles=[Role.EXPERIMENTER, Role.ANALYST])
 
@@ -46,7 +47,7 @@ def check_guardrails(req: https_fn.CallableRequest) -> dict:
     def action(caller, p: m.CheckGuardrails):
         from offerlab.service import guardrails as svc  # noqa: PLC0415
 
-        return svc.check_guardrails(caller, p.experiment_id)
+        return svc.check_guardrails(store(), caller, p.experiment_id)
 
     return handle(req, m.CheckGuardrails, action, roles=[Role.EXPERIMENTER, Role.ANALYST])
 
@@ -56,7 +57,7 @@ def monitor_experiment(req: https_fn.CallableRequest) -> dict:
     def action(caller, p: m.MonitorExperiment):
         from offerlab.service import guardrails as svc  # noqa: PLC0415
 
-        return svc.monitor_experiment(caller, p.experiment_id)
+        return svc.monitor_experiment(store(), caller, p.experiment_id)
 
     return handle(req, m.MonitorExperiment, action, roles=[Role.EXPERIMENTER, Role.ANALYST])
 
@@ -65,7 +66,7 @@ def monitor_experiment(req: https_fn.CallableRequest) -> dict:
 def guardrail_sweep(event: scheduler_fn.ScheduledEvent) -> None:
     from offerlab.service import sweeps  # noqa: PLC0415
 
-    published = sweeps.guardrail_sweep(event.schedule_time)
+    published = sweeps.guardrail_sweep(store(), event.schedule_time)
     log.info("guardrail sweep %s: %d checks published", event.schedule_time.isoformat(), published)
 
 
@@ -73,7 +74,7 @@ def guardrail_sweep(event: scheduler_fn.ScheduledEvent) -> None:
 def kpi_snapshot(event: scheduler_fn.ScheduledEvent) -> None:
     from offerlab.service import snapshots  # noqa: PLC0415
 
-    published = snapshots.kpi_snapshot(event.schedule_time)
+    published = snapshots.kpi_snapshot(store(), event.schedule_time)
     log.info("kpi snapshot %s: %d requests published", event.schedule_time.isoformat(), published)
 
 
@@ -84,7 +85,7 @@ def on_kpi_snapshot(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData])
 
     def work(data: Any, message_id: str) -> None:
         try:
-            outcome = snapshots.handle_snapshot_request(data)
+            outcome = snapshots.handle_snapshot_request(store(), data)
         except ValueError as err:
             raise PoisonMessage(str(err)[:300]) from None
         log.info("kpi snapshot %s: %s", message_id, outcome)
@@ -98,7 +99,7 @@ def on_guardrail_check(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedDat
     from offerlab.service import sweeps  # noqa: PLC0415
 
     def work(data: Any, message_id: str) -> None:
-        outcome = sweeps.handle_guardrail_check(data)
+        outcome = sweeps.handle_guardrail_check(store(), data)
         log.info("guardrail check %s: %s %s %s", message_id, outcome.status, outcome.action, outcome.reason)
 
     deliver("guardrail check", event, work)

@@ -10,63 +10,64 @@ __all__ = [
 from firebase_functions import https_fn
 
 from offerlab.api import experiments as m
-from offerlab.api.auth import Role
+from offerlab.domain.actors import Role
 from offerlab.api.callable import handle
 from offerlab.api.models import ExperimentRef
 from offerlab.service import experiments as svc
+from offerlab.store.firestore_store import firestore_store as store
 
 EXPERIMENTER = [Role.EXPERIMENTER]
 
 
 @https_fn.on_call()
 def create_experiment(req: https_fn.CallableRequest) -> dict:
-    return handle(req, m.CreateExperiment, svc.create_experiment, roles=EXPERIMENTER)
+    return handle(req, m.CreateExperiment, lambda c, p: svc.create_experiment(store(), c, p), roles=EXPERIMENTER)
 
 
 @https_fn.on_call()
 def update_experiment(req: https_fn.CallableRequest) -> dict:
-    return handle(req, m.UpdateExperiment, svc.update_experiment, roles=EXPERIMENTER)
+    return handle(req, m.UpdateExperiment, lambda c, p: svc.update_experiment(store(), c, p), roles=EXPERIMENTER)
 
 
 @https_fn.on_call()
 def submit_for_approval(req: https_fn.CallableRequest) -> dict:
-    return handle(req, ExperimentRef, lambda c, p: svc.submit_for_approval(c, p.experiment_id), roles=EXPERIMENTER)
+    return handle(req, ExperimentRef, lambda c, p: svc.submit_for_approval(store(), c, p.experiment_id), roles=EXPERIMENTER)
 
 
 @https_fn.on_call()
 def approve_experiment(req: https_fn.CallableRequest) -> dict:
-    return handle(req, m.ApproveExperiment, lambda c, p: svc.approve_experiment(c, p.experiment_id, p.comment),
+    return handle(req, m.ApproveExperiment, lambda c, p: svc.approve_experiment(store(), c, p.experiment_id, p.comment),
                   roles=[Role.APPROVER])
 
 
 @https_fn.on_call()
 def reject_experiment(req: https_fn.CallableRequest) -> dict:
-    return handle(req, m.ExperimentWithReason, lambda c, p: svc.reject_experiment(c, p.experiment_id, p.reason),
+    return handle(req, m.ExperimentWithReason, lambda c, p: svc.reject_experiment(store(), c, p.experiment_id, p.reason),
                   roles=[Role.APPROVER])
 
 
 @https_fn.on_call()
 def start_experiment(req: https_fn.CallableRequest) -> dict:
-    return handle(req, ExperimentRef, lambda c, p: svc.start_experiment(c, p.experiment_id), roles=EXPERIMENTER)
+    return handle(req, ExperimentRef, lambda c, p: svc.start_experiment(store(), c, p.experiment_id), roles=EXPERIMENTER)
 
 
 @https_fn.on_call()
 def pause_experiment(req: https_fn.CallableRequest) -> dict:
-    return handle(req, m.ExperimentWithReason, lambda c, p: svc.pause_experiment(c, p.experiment_id, p.reason),
+    return handle(req, m.ExperimentWithReason, lambda c, p: svc.pause_experiment(store(), c, p.experiment_id, p.reason),
                   roles=EXPERIMENTER)
 
 
 @https_fn.on_call()
 def resume_experiment(req: https_fn.CallableRequest) -> dict:
-    return handle(req, ExperimentRef, lambda c, p: svc.resume_experiment(c, p.experiment_id), roles=EXPERIMENTER)
+    return handle(req, ExperimentRef, lambda c, p: svc.resume_experiment(store(), c, p.experiment_id), roles=EXPERIMENTER)
 
 
 @https_fn.on_call()
 def complete_experiment(req: https_fn.CallableRequest) -> dict:
-    return handle(req, ExperimentRef, lambda c, p: svc.complete_experiment(c, p.experiment_id), roles=EXPERIMENTER)
+    return handle(req, ExperimentRef, lambda c, p: svc.complete_experiment(store(), c, p.experiment_id), roles=EXPERIMENTER)
 
 
 @https_fn.on_call()
 def kill_experiment(req: https_fn.CallableRequest) -> dict:
-    return handle(req, m.ExperimentWithReason, lambda c, p: svc.kill_experiment(c, p.experiment_id, p.reason),
+    return handle(req, m.ExperimentWithReason, lambda c, p: svc.kill_experiment(store(), c, p.experiment_id, p.reason),
                   roles=[Role.ADMIN])

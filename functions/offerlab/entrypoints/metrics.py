@@ -15,6 +15,7 @@ from typing import Any
 from firebase_functions import pubsub_fn
 
 from offerlab.api.delivery import deliver
+from offerlab.store.firestore_store import firestore_store as store
 
 log = logging.getLogger("offerlab.pubsub")
 
@@ -28,7 +29,7 @@ def ingest_offer_metric_event(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePubli
     from offerlab.service import metrics as svc  # noqa: PLC0415 - keeps main's import light
 
     def work(data: Any, message_id: str) -> None:
-        outcome = svc.ingest_metric_event(data)
+        outcome = svc.ingest_metric_event(store(), data)
         if outcome.status is svc.Status.REJECTED:
             log.warning("rejected metric event (message %s): %s", message_id, outcome.reason)
         else:
@@ -42,7 +43,7 @@ def ingest_fraud_signal(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedDa
     from offerlab.service import metrics as svc  # noqa: PLC0415
 
     def work(data: Any, message_id: str) -> None:
-        outcome = svc.record_fraud_signal(data, message_id)
+        outcome = svc.record_fraud_signal(store(), data, message_id)
         if outcome.status is svc.Status.REJECTED:
             log.warning("rejected fraud signal (message %s): %s", message_id, outcome.reason)
 
@@ -54,7 +55,7 @@ def on_experiment_kill_switch(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePubli
     from offerlab.service import killswitch as svc  # noqa: PLC0415
 
     def work(data: Any, message_id: str) -> None:
-        report = svc.handle_kill_switch(data, message_id)
+        report = svc.handle_kill_switch(store(), data, message_id)
         if report.rejected:
             log.warning("rejected kill-switch message %s: %s", message_id, report.rejected)
         else:

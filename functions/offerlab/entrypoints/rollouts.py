@@ -14,10 +14,11 @@ from typing import Any
 from firebase_functions import https_fn, pubsub_fn, scheduler_fn
 
 from offerlab.api import rollouts as m
-from offerlab.api.auth import Role
+from offerlab.domain.actors import Role
 from offerlab.api.callable import handle
 from offerlab.api.delivery import PoisonMessage, deliver
 from offerlab.service import rollout_plans as svc
+from offerlab.store.firestore_store import firestore_store as store
 
 log = logging.getLogger("offerlab.rollouts")
 
@@ -32,49 +33,49 @@ def _controller():
 
 @https_fn.on_call()
 def create_rollout_plan(req: https_fn.CallableRequest) -> dict:
-    return handle(req, m.CreateRolloutPlan, svc.create_rollout_plan, roles=[Role.EXPERIMENTER])
+    return handle(req, m.CreateRolloutPlan, lambda c, p: svc.create_rollout_plan(store(), c, p), roles=[Role.EXPERIMENTER])
 
 
 @https_fn.on_call()
 def start_rollout(req: https_fn.CallableRequest) -> dict:
-    return handle(req, m.RolloutRef, lambda c, p: _controller().start_rollout(c, p.experiment_id),
+    return handle(req, m.RolloutRef, lambda c, p: _controller().start_rollout(store(), c, p.experiment_id),
                   roles=[Role.EXPERIMENTER])
 
 
 @https_fn.on_call()
 def check_stage_progress(req: https_fn.CallableRequest) -> dict:
-    return handle(req, m.RolloutRef, lambda c, p: _controller().check_stage_progress(c, p.experiment_id),
+    return handle(req, m.RolloutRef, lambda c, p: _controller().check_stage_progress(store(), c, p.experiment_id),
                   roles=[Role.EXPERIMENTER, Role.ANALYST])
 
 
 @https_fn.on_call()
 def progress_rollout(req: https_fn.CallableRequest) -> dict:
-    return handle(req, m.RolloutRef, lambda c, p: _controller().progress_rollout(c, p.experiment_id),
+    return handle(req, m.RolloutRef, lambda c, p: _controller().progress_rollout(store(), c, p.experiment_id),
                   roles=[Role.EXPERIMENTER])
 
 
 @https_fn.on_call()
 def pause_rollout(req: https_fn.CallableRequest) -> dict:
-    return handle(req, m.RolloutWithReason, lambda c, p: _controller().pause_rollout(c, p.experiment_id, p.reason),
+    return handle(req, m.RolloutWithReason, lambda c, p: _controller().pause_rollout(store(), c, p.experiment_id, p.reason),
                   roles=[Role.EXPERIMENTER])
 
 
 @https_fn.on_call()
 def rollback_rollout(req: https_fn.CallableRequest) -> dict:
     return handle(req, m.RolloutWithReason,
-                  lambda c, p: _controller().rollback_rollout(c, p.experiment_id, p.reason), roles=[Role.EXPERIMENTER])
+                  lambda c, p: _controller().rollback_rollout(store(), c, p.experiment_id, p.reason), roles=[Role.EXPERIMENTER])
 
 
 @https_fn.on_call()
 def abort_rollout(req: https_fn.CallableRequest) -> dict:
-    return handle(req, m.RolloutWithReason, lambda c, p: _controller().abort_rollout(c, p.experiment_id, p.reason),
+    return handle(req, m.RolloutWithReason, lambda c, p: _controller().abort_rollout(store(), c, p.experiment_id, p.reason),
                   roles=[Role.ADMIN])
 
 
 @scheduler_fn.on_schedule(schedule="every 15 minutes")
 def rollout_sweep(event: scheduler_fn.ScheduledEvent) -> None:
     """*now* is the tick's ``X-CloudScheduler-ScheduleTime`` (API.md §6; the SDK falls back to the wall clock)."""
-    result = _controller().sweep(event.schedule_time)
+    result = _controller().sweep(store(), event.schedule_time)
     log.info("rollout_sweep: %s", result)
 
 
@@ -84,7 +85,7 @@ def on_rollout_check(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]
 
     def work(data: Any, message_id: str) -> None:
         experiment_id, tick = _check(data)
-        outcome = _controller().run_step(experiment_id, tick)
+        outcome = _controller().run_step(store(), experiment_id, tick)
         log.info("rollout check %s: %s at %s → %s", message_id, experiment_id, tick, outcome)
 
     deliver("rollout check", event, work)

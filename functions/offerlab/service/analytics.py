@@ -23,18 +23,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from offerlab.api.auth import Caller, Role
+from offerlab.domain.actors import Caller, Role
 from offerlab.domain import analysis_rules as rules
 from offerlab.domain.clock import utcnow
 from offerlab.domain.errors import InvalidArgument, PermissionDenied
 from offerlab.domain.metrics import METRIC_KINDS, Metric, MetricKind
 from offerlab.domain.regional_policy import RegionalPolicy, policy_from_env
 from offerlab.ledger.canonical import canonicalize
-from offerlab.service.analysis_source import ARMS, AnalysisSource, FirestoreAnalysisSource, UserRow
-from offerlab.store import analyses as repo
-from offerlab.store import experiments as experiments_repo
+from offerlab.service.analysis_source import ARMS, AnalysisSource, UserRow
+from offerlab.service.ports import Store
 from offerlab.store.documents import ExperimentAnalysis, OfferExperiment
-from offerlab.store.transaction import run_in_transaction
 
 EXCLUSION_REASONS = ("fraud", "bot", "sandbox", "spillover", "regional_policy")
 DIGEST_FORMAT = "offerlab-analysis-inputs/1"
@@ -314,13 +312,14 @@ def _check_access(caller: Caller, experiment: OfferExperiment) -> None:
     raise PermissionDenied("Only the experiment's author, an analyst or an admin may analyse it.")
 
 
-def analyze_experiment(caller: Caller, experiment_id: str, metric: Metric, treatment_user_ids: Sequence[str] | None = None,
-                       control_user_ids: Sequence[str] | None = None, *, source: AnalysisSource | None = None,
-                       settings: AnalysisSettings | None = None) -> ExperimentAnalysis:
-    experiment = experiments_repo.get_experiment(experiment_id)
+def analyze_experiment(store: Store, caller: Caller, experiment_id: str, metric: Metric,
+                       treatment_user_ids: Sequence[str] | None = None, control_user_ids: Sequence[str] | None = None,
+                       *, source: AnalysisSource | None = None, settings: AnalysisSettings | None = None
+                       ) -> ExperimentAnalysis:
+    experiment = store.experiments.get(experiment_id)
     _check_access(caller, experiment)
     settings = settings or settings_from_env()
-    source = source or FirestoreAnalysisSource()
+    source = source or store.analysis_source()
     rows = source.user_rows(experiment)
     inputs = AnalysisInputs(
         experiment=experiment, metric=metric, rows=rows,
@@ -330,11 +329,6 @@ def analyze_experiment(caller: Caller, experiment_id: str, metric: Metric, treat
         control_user_ids=tuple(control_user_ids) if control_user_ids is not None else None,
     )
     computed = compute_analysis(inputs)
-    ref = repo.new_analysis_ref()
-    analysis = build_analysis(ref.id, caller.actor, computed)
-
-    def body(transaction: Any) -> None:
-        repo.create_analysis(transaction, ref, analysis)
-
-    run_in_transaction(body)
+    analysis = build_analysis(store.analyses.new_id(), caller.actor, computed)
+    store.transaction(lambda uow: uow.analyses.create(analysis))
     return analysis

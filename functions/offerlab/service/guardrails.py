@@ -8,8 +8,8 @@ however many looks there are (a fixed-horizon test would not; docs/statistics.md
 
 A violation takes its ``violationAction`` — the strongest one when several are violated (KILL > PAUSE >
 ALERT) — in ONE transaction:
-  * PAUSE / KILL: the lifecycle's ``transition_in`` (RUNNING → PAUSED, or → KILLED), which writes the
-    experiment's next version and its ``experimentEvents`` document: the ledger records it.
+  * PAUSE / KILL: the lifecycle's step (service/transitions.py; RUNNING → PAUSED, or → KILLED), which writes
+    the experiment's next version and its ``experimentEvents`` document: the ledger records it.
   * every action also creates a ``GUARDRAIL_VIOLATION`` alert in experimentAlerts (for ALERT that alert
     is the whole effect).
 
@@ -25,18 +25,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
-from offerlab.api.auth import Caller, Role
 from offerlab.domain import analysis_rules as rules
+from offerlab.domain.actors import Actor, Caller, Role, system_actor
 from offerlab.domain.clock import utcnow
-from offerlab.domain.lifecycle import Actor, Command
+from offerlab.domain.lifecycle import Command
 from offerlab.domain.metrics import METRIC_KINDS, Metric, MetricKind
-from offerlab.domain.types import ExperimentStatus
-from offerlab.service.analysis_source import AnalysisSource, FirestoreAnalysisSource
-from offerlab.service.experiments import transition_in
+from offerlab.domain.types import ExperimentStatus, ViolationAction
+from offerlab.service.analysis_source import AnalysisSource
+from offerlab.service.ports import Store, UnitOfWork
+from offerlab.service.transitions import transition_experiment
 from offerlab.stats.sequential import guardrail_test
 from offerlab.stats.sufficient import MomentStats
-from offerlab.store import analyses as repo
-from offerlab.store import experiments as experiments_repo
 from offerlab.store.documents import OfferExperiment
 
 GUARDRAIL_ALPHA = 0.05
@@ -116,48 +115,50 @@ def check_experiment(experiment: OfferExperiment, source: AnalysisSource) -> lis
 
 def monitor_actor(via: str) -> Actor:
     """The guardrail monitor acts as a system actor: the lifecycle lets it PAUSE or KILL and nothing else
-    (least privilege; it used to carry admin rights). Named so the ledger shows who acted."""
-    return Actor(name=f"{MONITOR_ACTOR} (via {via})", email=None, is_system=True)
+    (least privilege). Named so the ledger shows who acted."""
+    return system_actor(f"{MONITOR_ACTOR} (via {via})")
 
 
 def alert_id(experiment_id: str, key: str) -> str:
     return f"guardrail_{experiment_id}_{key}"
 
 
-def act_on_violations(transaction: Any, experiment_id: str, violations: Sequence[GuardrailCheck], *, via: str,
-                      key: str, now: datetime | None = None) -> str:
-    """Inside ``transaction``: take the strongest violationAction; returns the action taken or "NONE".
+_COMMAND = {ViolationAction.PAUSE: Command.PAUSE, ViolationAction.KILL: Command.KILL}
+
+
+def act_on_violations(uow: UnitOfWork, experiment_id: str, violations: Sequence[GuardrailCheck], *, via: str,
+                      key: str, now: datetime | None = None) -> ViolationAction | None:
+    """Inside ``uow``: take the strongest violationAction; returns the action taken, None when none was.
 
     Only a RUNNING experiment is paused or alerted on (a PAUSED one is already stopped; a KILL also
     stops a PAUSED one). Reads first (the experiment), then writes (transition + alert).
     """
     action = rules.strongest_action(v.action for v in violations)
     if action is None:
-        return "NONE"
-    experiment = experiments_repo.get_experiment(experiment_id, transaction)
-    live = {ExperimentStatus.RUNNING} | ({ExperimentStatus.PAUSED} if action == "KILL" else set())
+        return None
+    experiment = uow.experiments.get(experiment_id)
+    live = {ExperimentStatus.RUNNING} | ({ExperimentStatus.PAUSED} if action is ViolationAction.KILL else set())
     if experiment.status not in live:
-        return "NONE"
+        return None
     reason = "Guardrail breached: " + "; ".join(
         f"{v.kpi_name} ({v.metric}) {v.observed:.4g} {'>' if v.direction == 'max' else '<'} {v.threshold:g}"
         for v in violations if v.observed is not None)
     details = [v.as_dict() for v in violations]
     actor = monitor_actor(via)
-    if action in ("PAUSE", "KILL"):
-        command = Command.PAUSE if action == "PAUSE" else Command.KILL
-
+    command = _COMMAND.get(action)
+    if command is not None:
         def change(e: OfferExperiment, transition: Any, at: datetime):
             updates: dict[str, Any] = {"status_reason": reason}
             if command is Command.KILL:
                 updates["ended_at"] = at
             return updates, {"reason": reason, "source": "guardrail", "via": via, "violations": details}
 
-        transition_in(transaction, experiment_id, command, actor, change)
+        transition_experiment(uow, experiment_id, command, actor, change)
     at = now or utcnow()
-    transaction.create(repo.alert_ref(alert_id(experiment_id, key)), {
+    uow.alerts.create(alert_id(experiment_id, key), {
         "alertId": alert_id(experiment_id, key), "type": ALERT_TYPE,
-        "severity": "WARNING" if action == "ALERT" else "CRITICAL", "chainId": experiment_id,
-        "experimentId": experiment_id, "actionTaken": action, "violations": details, "reason": reason,
+        "severity": "WARNING" if action is ViolationAction.ALERT else "CRITICAL", "chainId": experiment_id,
+        "experimentId": experiment_id, "actionTaken": action.value, "violations": details, "reason": reason,
         "actor": actor.name, "detectedAt": at, "raisedAt": utcnow(), "acknowledged": False,
     })
     return action
@@ -167,32 +168,34 @@ def _may_act(caller: Caller, experiment: OfferExperiment) -> bool:
     return Role.ADMIN in caller.roles or (Role.EXPERIMENTER in caller.roles and caller.email == experiment.author)
 
 
-def check_guardrails(caller: Caller, experiment_id: str, *, source: AnalysisSource | None = None) -> dict[str, Any]:
-    """API.md: ``{violations[{kpiName, metric, observed, threshold, action}], actionTaken}`` plus the details."""
-    from offerlab.store.transaction import run_in_transaction  # noqa: PLC0415
+NO_ACTION = "NONE"  # actionTaken when no violation acted (API.md check_guardrails)
 
-    experiment = experiments_repo.get_experiment(experiment_id)
-    checks = check_experiment(experiment, source or FirestoreAnalysisSource())
+
+def check_guardrails(store: Store, caller: Caller, experiment_id: str) -> dict[str, Any]:
+    """API.md: ``{violations[{kpiName, metric, observed, threshold, action}], actionTaken}`` plus the details."""
+    experiment = store.experiments.get(experiment_id)
+    checks = check_experiment(experiment, store.analysis_source())
     violations = [c for c in checks if c.breached]
     dry_run = not _may_act(caller, experiment)
-    action = "NONE"
+    action = None
     if violations and not dry_run:
         key = f"manual-{uuid.uuid4().hex[:16]}"
-        action = run_in_transaction(lambda t: act_on_violations(t, experiment_id, violations,
-                                                                via=f"check_guardrails by {caller.actor}", key=key))
-    return {"experimentId": experiment_id, "violations": [v.violation() for v in violations], "actionTaken": action,
-            "dryRun": dry_run, "guardrails": [c.as_dict() for c in checks]}
+        action = store.transaction(lambda uow: act_on_violations(
+            uow, experiment_id, violations, via=f"check_guardrails by {caller.actor}", key=key))
+    return {"experimentId": experiment_id, "violations": [v.violation() for v in violations],
+            "actionTaken": action.value if action else NO_ACTION, "dryRun": dry_run,
+            "guardrails": [c.as_dict() for c in checks]}
 
 
 # --- monitoring (read-only) ----------------------------------------------------------------------------
 
 
-def monitor_experiment(caller: Caller, experiment_id: str, *, source: AnalysisSource | None = None) -> dict[str, Any]:
+def monitor_experiment(store: Store, caller: Caller, experiment_id: str) -> dict[str, Any]:
     """API.md: ``{experimentId, status, health, issues[], stage, stageIndex, exposures, srmPValue, guardrails[]}``."""
     from offerlab.stats.frequentist import srm_p_value  # noqa: PLC0415 - scipy.special: off the cold start
 
-    experiment = experiments_repo.get_experiment(experiment_id)
-    source = source or FirestoreAnalysisSource()
+    experiment = store.experiments.get(experiment_id)
+    source = store.analysis_source()
     exposures = {arm: 0 for arm in ("CONTROL", "TREATMENT", "HOLDOUT")}
     exposures.update(source.exposures(experiment))
     tp = experiment.treatment_percentage

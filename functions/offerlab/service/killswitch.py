@@ -14,23 +14,26 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from offerlab.domain.actors import system_actor
 from offerlab.domain.errors import Aborted, OfferlabError
+from offerlab.domain.ids import DocumentId
 from offerlab.domain.lifecycle import Command
 from offerlab.domain.types import ExperimentStatus
-from offerlab.service.experiments import KILL_SWITCH_SOURCE, kill_change, system_actor, transition_in
-from offerlab.store import experiments as repo
-from offerlab.store.idempotency import apply_once
+from offerlab.service.experiments import KILL_SWITCH_SOURCE, kill_change
+from offerlab.service.ports import Store, UnitOfWork
+from offerlab.service.transitions import transition_experiment
 
 log = logging.getLogger("offerlab.killswitch")
 
 ALL = "*"
+KILL_SWITCH_SCOPE = "kill-switch"  # apply_once scope: one kill per (message, experiment)
 KILLABLE_BY_ALL = frozenset({ExperimentStatus.RUNNING, ExperimentStatus.PAUSED})
 
 
 class KillSwitchMessage(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
-    experiment_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/\x00-\x1f]+$")] = Field(alias="experimentId")
+    experiment_id: DocumentId = Field(alias="experimentId")
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
     actor: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
 
@@ -42,7 +45,7 @@ class KillReport:
     skipped: dict[str, str] = field(default_factory=dict)  # experimentId -> why (already processed, terminal…)
 
 
-def handle_kill_switch(data: Any, message_id: str) -> KillReport:
+def handle_kill_switch(store: Store, data: Any, message_id: str) -> KillReport:
     try:
         if not isinstance(data, dict):
             raise ValueError("the message is not a JSON object")
@@ -51,20 +54,20 @@ def handle_kill_switch(data: Any, message_id: str) -> KillReport:
         return KillReport(rejected=str(err)[:500])
     actor = system_actor(f"{message.actor} (via {KILL_SWITCH_SOURCE})")
     if message.experiment_id == ALL:
-        targets = repo.ids_with_status([s.value for s in KILLABLE_BY_ALL])
+        targets = store.experiments.ids_with_status(KILLABLE_BY_ALL)
         allowed = KILLABLE_BY_ALL
     else:
         targets, allowed = [message.experiment_id], None
     report = KillReport()
     for experiment_id in targets:
-        def effect(transaction: Any, experiment_id: str = experiment_id) -> None:
-            experiment = repo.get_experiment(experiment_id, transaction)
+        def effect(uow: UnitOfWork, experiment_id: str = experiment_id) -> None:
+            experiment = uow.experiments.get(experiment_id)
             if experiment.kill_switch is not None and not experiment.kill_switch.enabled:
                 raise _Skip("the experiment does not obey the kill-switch")
-            transition_in(transaction, experiment_id, Command.KILL, actor,
-                          kill_change(message.reason, KILL_SWITCH_SOURCE, message_id), allowed_from=allowed)
+            transition_experiment(uow, experiment_id, Command.KILL, actor,
+                                  kill_change(message.reason, KILL_SWITCH_SOURCE, message_id), allowed_from=allowed)
         try:
-            if apply_once("kill-switch", f"{message_id}:{experiment_id}", effect):
+            if store.apply_once(KILL_SWITCH_SCOPE, f"{message_id}:{experiment_id}", effect):
                 report.killed.append(experiment_id)
             else:
                 report.skipped[experiment_id] = "message already processed"

@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from offerlab.domain import metrics as rules
 from offerlab.domain.clock import parse_rfc3339, utcnow
-from offerlab.store import exposures as exposures_repo
-from offerlab.store import metrics as repo
-from offerlab.store.idempotency import apply_once, apply_once_blind
+from offerlab.domain.ids import DocumentId
+from offerlab.service.ports import Store, UnitOfWork
+from offerlab.store.documents import FraudScore
 
 log = logging.getLogger("offerlab.metrics")
 
@@ -51,27 +51,23 @@ def _reason(err: Exception) -> str:
     return str(err)[:1000]
 
 
-def ingest_metric_event(data: Any) -> Outcome:
+def ingest_metric_event(store: Store, data: Any) -> Outcome:
     try:
         event = rules.parse_metric_event(data)
     except (ValueError, TypeError) as err:
         return Outcome(Status.REJECTED, _reason(err))
     if event.experiment_id is not None:
-        found = exposures_repo.find_exposure(event.experiment_id, event.user_id)
+        found = store.exposures.find(event.experiment_id, event.user_id)
         exposures = [found] if found is not None else []
     else:
-        exposures = exposures_repo.exposures_of_user(event.user_id)
+        exposures = store.exposures.of_user(event.user_id)
     touched = [e.experiment_id for e in exposures]
-
-    def writes(batch: Any) -> None:
-        now = utcnow()
-        for exposure in exposures:
-            identity = {"experimentId": exposure.experiment_id, "userId": event.user_id, "arm": exposure.arm,
-                        "firstExposedAt": exposure.first_exposed_at, "updatedAt": now}
-            repo.add_totals_delta(batch, exposure.experiment_id, event.user_id, identity,
-                                  rules.event_delta(event, exposure.first_exposed_at))
-
-    if not apply_once_blind("metric", event.event_id, writes):
+    now = utcnow()
+    deltas = [(exposure.experiment_id, event.user_id,
+               {"experimentId": exposure.experiment_id, "userId": event.user_id, "arm": exposure.arm,
+                "firstExposedAt": exposure.first_exposed_at, "updatedAt": now},
+               rules.event_delta(event, exposure.first_exposed_at)) for exposure in exposures]
+    if not store.metric_totals.apply_once(event.event_id, deltas):
         return Outcome(Status.DUPLICATE)
     if not touched:
         return Outcome(Status.NOT_EXPOSED)
@@ -83,7 +79,7 @@ class FraudSignal(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True, allow_inf_nan=False)
 
-    user_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/\x00-\x1f]+$")] = Field(alias="userId")
+    user_id: DocumentId = Field(alias="userId")
     score: float = Field(ge=0, le=1)
     reasons: list[Annotated[str, StringConstraints(max_length=200)]] = Field(default_factory=list, max_length=50)
     occurred_at: datetime = Field(alias="occurredAt")
@@ -99,7 +95,10 @@ class FraudSignal(BaseModel):
 MAX_REASONS = 50
 
 
-def record_fraud_signal(data: Any, message_id: str) -> Outcome:
+FRAUD_SCOPE = "fraud"  # apply_once scope: one update per Pub/Sub message id
+
+
+def record_fraud_signal(store: Store, data: Any, message_id: str) -> Outcome:
     """Keep, per user, the maximum score and the union of reasons (``fraudScores/{userId}``) for the
     analytics engineer's bias adjustments; once per Pub/Sub message id."""
     try:
@@ -109,18 +108,18 @@ def record_fraud_signal(data: Any, message_id: str) -> Outcome:
     except (ValueError, TypeError) as err:
         return Outcome(Status.REJECTED, _reason(err))
 
-    def effect(transaction: Any) -> None:
-        old = repo.find_fraud_score(signal.user_id, transaction)
+    def effect(uow: UnitOfWork) -> None:
+        old = uow.fraud_scores.find(signal.user_id)
         reasons = list(dict.fromkeys((old.reasons if old else []) + list(signal.reasons)))[:MAX_REASONS]
         later = old is None or signal.occurred_at >= old.last_occurred_at
-        transaction.set(repo.fraud_ref(signal.user_id), {
-            "userId": signal.user_id,
-            "maxScore": max(signal.score, old.max_score if old else 0.0),
-            "lastScore": signal.score if later else old.last_score,
-            "reasons": reasons,
-            "signals": (old.signals if old else 0) + 1,
-            "lastOccurredAt": signal.occurred_at if later else old.last_occurred_at,
-            "updatedAt": utcnow(),
-        })
+        uow.fraud_scores.save(FraudScore(
+            user_id=signal.user_id,
+            max_score=max(signal.score, old.max_score if old else 0.0),
+            last_score=signal.score if later else old.last_score,
+            reasons=reasons,
+            signals=(old.signals if old else 0) + 1,
+            last_occurred_at=signal.occurred_at if later else old.last_occurred_at,
+            updated_at=utcnow(),
+        ))
 
-    return Outcome(Status.APPLIED if apply_once("fraud", message_id, effect) else Status.DUPLICATE)
+    return Outcome(Status.APPLIED if store.apply_once(FRAUD_SCOPE, message_id, effect) else Status.DUPLICATE)

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from offerlab.api.auth import Caller, Role
+from offerlab.domain.actors import Caller, Role
 from offerlab.domain.assignment import Arm, assign_arm
 from offerlab.domain.clock import utcnow
 from offerlab.domain.errors import PermissionDenied
 from offerlab.domain.types import ExperimentStatus
-from offerlab.store import experiment_cache as cache
-from offerlab.store import exposures as exposures_repo
+from offerlab.service.ports import Store
 from offerlab.store.documents import ExperimentExposure
+from offerlab.store.experiment_cache import OfferView
 
 
 def _target_user(caller: Caller, user_id: str | None) -> str:
@@ -36,31 +36,30 @@ def _target_user(caller: Caller, user_id: str | None) -> str:
     raise PermissionDenied("You may only ask for your own offer.")
 
 
-def arm_for(view: cache.OfferView, user_id: str) -> Arm:
+def arm_for(view: OfferView, user_id: str) -> Arm:
     if view.status != ExperimentStatus.RUNNING or view.holdout_salt is None or view.holdout_percentage is None:
         return Arm.NOT_ENROLLED
     return assign_arm(user_id=user_id, experiment_salt=view.salt, treatment_percentage=view.treatment_percentage,
                       coverage=view.coverage, holdout_salt=view.holdout_salt, holdout_percentage=view.holdout_percentage)
 
 
-def _record_exposure(view: cache.OfferView, user_id: str, arm: Arm) -> None:
-    if cache.exposure_memo.seen(view.experiment_id, user_id):
+def _record_exposure(store: Store, view: OfferView, user_id: str, arm: Arm) -> None:
+    if store.exposures.known(view.experiment_id, user_id):
         return
-    exposures_repo.record_first_exposure(ExperimentExposure(
+    store.exposures.record_first(ExperimentExposure(
         experiment_id=view.experiment_id, user_id=user_id, arm=arm.value, first_exposed_at=utcnow(),
         coverage=view.coverage, stage_index=view.stage_index, experiment_version=view.version,
     ))
-    cache.exposure_memo.remember(view.experiment_id, user_id)
 
 
-def get_offer(caller: Caller, user_id: str | None, experiment_id: str | None) -> dict[str, Any]:
+def get_offer(store: Store, caller: Caller, user_id: str | None, experiment_id: str | None) -> dict[str, Any]:
     user = _target_user(caller, user_id)
-    chosen = experiment_id or cache.default_experiment_id()
+    chosen = experiment_id or store.offer_views.default_experiment_id()
     if chosen is None:
         return {"userId": user, "arm": Arm.NOT_ENROLLED.value, "experimentId": None, "offerConfig": None}
-    view = cache.offer_view(chosen)  # NOT_FOUND for an unknown experimentId
+    view = store.offer_views.view(chosen)  # NOT_FOUND for an unknown experimentId
     arm = arm_for(view, user)
     if arm in (Arm.HOLDOUT, Arm.CONTROL, Arm.TREATMENT):
-        _record_exposure(view, user, arm)
+        _record_exposure(store, view, user, arm)
     config = view.offer_config if arm is Arm.TREATMENT else view.control_config
     return {"userId": user, "arm": arm.value, "experimentId": view.experiment_id, "offerConfig": config}

@@ -1,5 +1,5 @@
-"""Rollout plans: their shape, ``create_rollout_plan``, and putting a plan at its first stage when the
-experiment starts. The rollout controller (service/rollouts.py, issue 7) builds on these helpers.
+"""Rollout plans: their shape and ``create_rollout_plan`` (the experiment's start puts the plan at its first
+stage: service/experiments.py; the controller moves it on: service/rollouts.py).
 
 Default stages 1, 5, 10, 25, 50 % (API.md §3); default per-stage requirements (docs/lifecycle.md):
 at least ``DEFAULT_MIN_HOURS_AT_STAGE`` hours and ``DEFAULT_MIN_EXPOSURES_PER_ARM`` exposures in each of
@@ -8,18 +8,17 @@ CONTROL and TREATMENT, no sample-ratio mismatch, no guardrail violation, no open
 """
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Iterable
 
-from offerlab.api.auth import Caller
+from offerlab.domain.actors import Caller, actor_of
 from offerlab.domain.clock import utcnow
 from offerlab.domain.errors import FailedPrecondition, InvalidArgument
 from offerlab.domain.lifecycle import Command, check_actor
+from offerlab.domain.rollout_plan import EVENT_TYPES, PlanCommand, plan_step
 from offerlab.domain.types import ExperimentStatus, RolloutStatus
-from offerlab.store import experiments as experiments_repo
-from offerlab.store import rollouts as repo
+from offerlab.service.ports import Store, UnitOfWork
+from offerlab.service.transitions import write_plan
 from offerlab.store.documents import LastChange, RolloutEvent, RolloutPlan, RolloutStage
-from offerlab.store.transaction import run_in_transaction
 
 DEFAULT_STAGES = (1.0, 5.0, 10.0, 25.0, 50.0)
 DEFAULT_MIN_HOURS_AT_STAGE = 24.0
@@ -58,55 +57,32 @@ def normalise_stages(stages: Iterable[Any] | None) -> list[RolloutStage]:
     return out
 
 
-def rollout_event(plan: RolloutPlan, event_type: str, actor: str, now: datetime, from_stage: float | None,
-                  to_stage: float | None, reason: str | None = None) -> RolloutEvent:
-    return RolloutEvent(experiment_id=plan.experiment_id, event_type=event_type, actor=actor, from_stage=from_stage,
-                        to_stage=to_stage, reason=reason, version=plan.version, occurred_at=now)
-
-
-def write_plan(transaction: Any, plan: RolloutPlan, event: RolloutEvent) -> None:
-    """The plan and its event ``rolloutEvents/{experimentId}_{planVersion:06d}`` (created: collisions abort)."""
-    transaction.set(repo.plan_ref(plan.experiment_id), plan.to_firestore())
-    transaction.create(repo.rollout_event_ref(plan.experiment_id, plan.version), event.to_firestore())
-
-
-def begin_first_stage(plan: RolloutPlan, actor: str, now: datetime) -> tuple[RolloutPlan, RolloutEvent]:
-    """The plan ACTIVE at stage 0 (the experiment's start, in the same transaction)."""
-    if plan.status != RolloutStatus.PLANNED:
-        raise FailedPrecondition(f"The rollout plan is {plan.status.value}, not PLANNED.")
-    version = plan.version + 1
-    started = plan.model_copy(update={
-        "status": RolloutStatus.ACTIVE, "current_stage_index": 0, "stage_entered_at": now, "version": version,
-        "last_change": LastChange(action="ROLLOUT_STARTED", actor=actor, at=now, version=version),
-    })
-    return started, rollout_event(started, "ROLLOUT_STARTED", actor, now, None, started.stages[0].percentage)
-
-
-def create_rollout_plan(caller: Caller, request: Any) -> RolloutPlan:
+def create_rollout_plan(store: Store, caller: Caller, request: Any) -> RolloutPlan:
     """Configure (or, before the start, replace) the experiment's plan; author or admin only."""
-    from offerlab.service.experiments import actor_of  # noqa: PLC0415 - avoids an import cycle
-
     stages = normalise_stages(request.stages)
     actor = actor_of(caller)
 
-    def body(transaction: Any) -> RolloutPlan:
-        experiment = experiments_repo.get_experiment(request.experiment_id, transaction)
+    def body(uow: UnitOfWork) -> RolloutPlan:
+        experiment = uow.experiments.get(request.experiment_id)
         check_actor(Command.UPDATE, actor, author=experiment.author, approvers=experiment.approvers)
         if experiment.status not in CONFIGURABLE:
             raise FailedPrecondition(f"The rollout plan cannot change once the experiment is {experiment.status.value}.")
-        existing = repo.find_plan(request.experiment_id, transaction)
-        if existing is not None and existing.status != RolloutStatus.PLANNED:
-            raise FailedPrecondition(f"The rollout plan is {existing.status.value}; it can no longer be replaced.")
+        existing = uow.plans.find(request.experiment_id)
+        command = PlanCommand.CREATE
+        if existing is not None:
+            command = plan_step(PlanCommand.REPLACE, existing.status, existing.current_stage_index,
+                                len(existing.stages), experiment_status=experiment.status).command
         now = utcnow()
         version = (existing.version if existing else 0) + 1
-        action = "ROLLOUT_PLAN_REPLACED" if existing else "ROLLOUT_PLAN_CREATED"
+        event_type = EVENT_TYPES[command]
         plan = RolloutPlan(
             experiment_id=experiment.experiment_id, stages=stages, auto_progress=request.auto_progress,
             pause_on_violation=request.pause_on_violation, rollback_on_failure=request.rollback_on_failure,
             status=RolloutStatus.PLANNED, version=version,
-            last_change=LastChange(action=action, actor=actor.name, at=now, version=version),
+            last_change=LastChange(action=event_type, actor=actor.name, at=now, version=version),
         )
-        write_plan(transaction, plan, rollout_event(plan, action, actor.name, now, None, None))
+        write_plan(uow, plan, RolloutEvent(experiment_id=plan.experiment_id, event_type=event_type, actor=actor.name,
+                                           version=version, occurred_at=now))
         return plan
 
-    return run_in_transaction(body)
+    return store.transaction(body)

@@ -9,29 +9,23 @@ tick (``create``): a tick delivered twice, or the worker's health-probe run, wri
 """
 from __future__ import annotations
 
+import enum
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from offerlab.domain.errors import NotFound
-from offerlab.domain.fanout import parse_check_message
+from offerlab.domain.fanout import parse_check_message, tick_id, tick_stamp
 from offerlab.domain.metrics import Metric
 from offerlab.domain.types import ExperimentStatus
-from offerlab.service.analysis_source import AnalysisSource, FirestoreAnalysisSource
-from offerlab.store import experiments as experiments_repo
-from offerlab.store import snapshots as repo
+from offerlab.service.analysis_source import AnalysisSource
+from offerlab.service.ports import Store
 from offerlab.store.documents import ExperimentSnapshot, OfferExperiment
-from offerlab.store.pubsub import publish_many
 
 log = logging.getLogger("offerlab.snapshots")
 
 SNAPSHOT_STATUSES = (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED)
 SNAPSHOT_TOPIC = "kpi-snapshots"
-
-
-def tick_id(at: datetime) -> str:
-    """The tick's identity: its schedule time to the second, UTC (``20261125T140000Z``)."""
-    return at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
 def snapshot_of(experiment: OfferExperiment, at: datetime, source: AnalysisSource) -> ExperimentSnapshot:
@@ -43,37 +37,43 @@ def snapshot_of(experiment: OfferExperiment, at: datetime, source: AnalysisSourc
     )
 
 
-def kpi_snapshot(at: datetime) -> int:
+def kpi_snapshot(store: Store, at: datetime) -> int:
     """The hourly tick: publish one ``{experimentId, tick}`` request per RUNNING or PAUSED experiment to
     ``kpi-snapshots`` (``on_kpi_snapshot`` takes each in parallel); returns how many were published.
 
     One invocation reading every experiment's totals took minutes once a few hundred experiments ran
     (and a slow one delayed all the others); the fan-out keeps each unit of work to one experiment, like
     the two sweeps (service/sweeps.py)."""
-    ids = experiments_repo.ids_with_status([s.value for s in SNAPSHOT_STATUSES])
+    ids = store.experiments.ids_with_status(SNAPSHOT_STATUSES)
     if ids:
-        stamp = at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-        publish_many(SNAPSHOT_TOPIC, [{"experimentId": i, "tick": stamp} for i in ids])
+        stamp = tick_stamp(at)
+        store.messages.publish_many(SNAPSHOT_TOPIC, [{"experimentId": i, "tick": stamp} for i in ids])
     return len(ids)
 
 
-def take_snapshot(experiment_id: str, at: datetime, source: AnalysisSource | None = None) -> str:
+def take_snapshot(store: Store, experiment_id: str, at: datetime) -> str:
     """Write the experiment's snapshot for the tick ``at`` once: ``WRITTEN``, ``EXISTING`` (a tick delivered
     twice) or ``SKIPPED`` (the experiment is gone or no longer RUNNING/PAUSED)."""
     tick = tick_id(at)
-    if repo.get_snapshot(experiment_id, tick) is not None:
-        return "EXISTING"
+    if store.snapshots.exists(experiment_id, tick):
+        return SnapshotOutcome.EXISTING
     try:
-        experiment = experiments_repo.get_experiment(experiment_id)
+        experiment = store.experiments.get(experiment_id)
     except NotFound:
-        return "SKIPPED"
+        return SnapshotOutcome.SKIPPED
     if experiment.status not in SNAPSHOT_STATUSES:
-        return "SKIPPED"
-    snapshot = snapshot_of(experiment, at, source or FirestoreAnalysisSource())
-    return "WRITTEN" if repo.create_snapshot(tick, snapshot) else "EXISTING"
+        return SnapshotOutcome.SKIPPED
+    snapshot = snapshot_of(experiment, at, store.analysis_source())
+    return SnapshotOutcome.WRITTEN if store.snapshots.create(tick, snapshot) else SnapshotOutcome.EXISTING
 
 
-def handle_snapshot_request(data: Any, source: AnalysisSource | None = None) -> str:
+def handle_snapshot_request(store: Store, data: Any) -> str:
     """One message of ``kpi-snapshots``; raises ``ValueError`` for a message that can never succeed."""
     experiment_id, at = parse_check_message(data)
-    return take_snapshot(experiment_id, at, source)
+    return take_snapshot(store, experiment_id, at)
+
+
+class SnapshotOutcome(str, enum.Enum):
+    WRITTEN = "WRITTEN"
+    EXISTING = "EXISTING"  # a tick delivered twice: written once
+    SKIPPED = "SKIPPED"    # the experiment is gone or no longer RUNNING/PAUSED

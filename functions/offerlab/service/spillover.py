@@ -9,30 +9,27 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from offerlab.api.auth import Caller
+from offerlab.domain.actors import Caller
 from offerlab.domain.clock import utcnow
 from offerlab.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from offerlab.domain.holdouts import CohortView
 from offerlab.domain.spillover import ExperimentView, SpilloverDecision, decide
 from offerlab.domain.types import SpilloverChannel
 from offerlab.service.holdouts import record_first_evaluation
-from offerlab.store import cohort_cache
-from offerlab.store import holdouts as repo
+from offerlab.service.ports import Store, UnitOfWork
 from offerlab.store.documents import HoldoutContamination, HoldoutSpilloverEvent
-from offerlab.store.experiments import get_experiment
-from offerlab.store.idempotency import apply_once
 
 log = logging.getLogger("offerlab.spillover")
 
 CONTAMINATION_SCOPE = "holdout-contamination"
 
 
-def _experiment_view(experiment_id: str, active: tuple[CohortView, ...]) -> ExperimentView:
-    experiment = get_experiment(experiment_id)  # NOT_FOUND when unknown: nothing is recorded
+def _experiment_view(store: Store, experiment_id: str, active: tuple[CohortView, ...]) -> ExperimentView:
+    experiment = store.experiments.get(experiment_id)  # NOT_FOUND when unknown: nothing is recorded
     holdout = next((c for c in active if c.cohort_id == experiment.holdout_cohort_id), None)
     if holdout is None:  # not frozen (yet), or retired: its definition still decides the HOLDOUT arm
         try:
-            cohort = repo.get_cohort(experiment.holdout_cohort_id)
+            cohort = store.cohorts.get(experiment.holdout_cohort_id)
         except NotFound:
             raise FailedPrecondition("The experiment's holdout cohort does not exist.") from None
         holdout = CohortView.of(cohort.cohort_id, cohort.salt, cohort.percentage, cohort.spillover_policy)
@@ -40,23 +37,24 @@ def _experiment_view(experiment_id: str, active: tuple[CohortView, ...]) -> Expe
                           holdout)
 
 
-def check_spillover(caller: Caller, from_user_id: str, to_user_id: str, channel: SpilloverChannel,
+def check_spillover(store: Store, caller: Caller, from_user_id: str, to_user_id: str, channel: SpilloverChannel,
                     experiment_id: str | None) -> dict[str, Any]:
     if from_user_id == to_user_id:  # refused before anything is read or written
         raise InvalidArgument("A user cannot pass a benefit to themselves.",
                               {"fields": [{"path": "toUserId", "message": "must differ from fromUserId"}]})
-    active = cohort_cache.active_cohorts()
-    experiment = _experiment_view(experiment_id, active) if experiment_id else None
+    records = store.holdout_records
+    active = records.active_cohorts()
+    experiment = _experiment_view(store, experiment_id, active) if experiment_id else None
     decision = decide(from_user_id, to_user_id, channel, list(active), experiment)
-    ref = repo.new_spillover_event_ref()
-    repo.create_spillover_event(ref, _event(caller, from_user_id, to_user_id, channel, experiment_id, decision))
+    event_id = records.new_spillover_event_id()
+    records.record_spillover_event(event_id, _event(caller, from_user_id, to_user_id, channel, experiment_id, decision))
     # Both users were evaluated against every active cohort: record it (the health report's
     # denominators), so a contaminated user is always also a counted one.
-    record_first_evaluation(from_user_id, active)
-    record_first_evaluation(to_user_id, active)
+    record_first_evaluation(records, from_user_id, active)
+    record_first_evaluation(records, to_user_id, active)
     result: dict[str, Any] = {
         "violation": decision.violation, "action": decision.action.value, "reason": decision.reason,
-        "eventId": ref.id, "cohortIds": decision.cohort_ids,
+        "eventId": event_id, "cohortIds": decision.cohort_ids,
     }
     if experiment is not None:
         result.update(experimentId=experiment_id, fromArm=decision.from_arm.value, toArm=decision.to_arm.value)
@@ -89,7 +87,7 @@ def contaminations_of(event_id: str, event: HoldoutSpilloverEvent) -> list[tuple
     return records
 
 
-def mark_contamination(event_id: str, data: dict[str, Any] | None) -> int:
+def mark_contamination(store: Store, event_id: str, data: dict[str, Any] | None) -> int:
     """The trigger's effect: create the contamination records once. Returns how many were created now.
 
     Idempotent twice over: ``apply_once`` skips a redelivered event, and a record that exists already
@@ -105,8 +103,12 @@ def mark_contamination(event_id: str, data: dict[str, Any] | None) -> int:
         return 0
     created = [0]
 
-    def effect(transaction: Any) -> None:
-        created[0] = repo.create_contaminations_once(transaction, records)
+    def effect(uow: UnitOfWork) -> None:
+        # Reads first, then writes: the first contamination of a user is the one kept.
+        missing = [(scope, record) for scope, record in records if not uow.contaminations.exists(scope, record.user_id)]
+        for scope, record in missing:
+            uow.contaminations.create(scope, record)
+        created[0] = len(missing)
 
-    apply_once(CONTAMINATION_SCOPE, event_id, effect)
+    store.apply_once(CONTAMINATION_SCOPE, event_id, effect)
     return created[0]

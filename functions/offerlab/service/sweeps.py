@@ -1,4 +1,4 @@
-"""The guardrail sweep's fan-out (issue 6): one Pub/Sub message per RUNNING experiment per tick.
+"""The guardrail sweep's fan-out: one Pub/Sub message per RUNNING experiment per tick.
 
     guardrail_sweep (scheduled, every 5 minutes)
         → publish {experimentId, tick} to ``guardrail-checks`` for each RUNNING experiment
@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+import enum
+
 from offerlab.domain.errors import NotFound
-from offerlab.domain.fanout import parse_check_message
+from offerlab.domain.fanout import parse_check_message, tick_id, tick_stamp
 from offerlab.domain.types import ExperimentStatus
 from offerlab.service import guardrails
-from offerlab.service.analysis_source import AnalysisSource, FirestoreAnalysisSource
-from offerlab.service.snapshots import tick_id
-from offerlab.store import experiments as experiments_repo
-from offerlab.store.idempotency import apply_once
-from offerlab.store.pubsub import publish_many
+from offerlab.service.ports import Store, UnitOfWork
 
 log = logging.getLogger("offerlab.sweeps")
 
@@ -34,45 +32,54 @@ GUARDRAIL_TOPIC = "guardrail-checks"
 IDEMPOTENCY_SCOPE = "guardrail-check"
 
 
-def guardrail_sweep(at: datetime) -> int:
+def guardrail_sweep(store: Store, at: datetime) -> int:
     """Publish one check per RUNNING experiment for the tick ``at``; returns how many were published."""
-    ids = experiments_repo.ids_with_status([ExperimentStatus.RUNNING.value])
-    tick = at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    ids = store.experiments.ids_with_status([ExperimentStatus.RUNNING])
     if ids:
-        publish_many(GUARDRAIL_TOPIC, [{"experimentId": i, "tick": tick} for i in ids])
+        stamp = tick_stamp(at)
+        store.messages.publish_many(GUARDRAIL_TOPIC, [{"experimentId": i, "tick": stamp} for i in ids])
     return len(ids)
+
+
+class CheckStatus(str, enum.Enum):
+    ACTED = "ACTED"
+    NO_VIOLATION = "NO_VIOLATION"
+    ALREADY_PROCESSED = "ALREADY_PROCESSED"
+    SKIPPED = "SKIPPED"
+    REJECTED = "REJECTED"
 
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    status: str          # ACTED | NO_VIOLATION | ALREADY_PROCESSED | SKIPPED | REJECTED
-    action: str = "NONE"
+    status: CheckStatus
+    action: str = guardrails.NO_ACTION
     reason: str = ""
 
 
-def handle_guardrail_check(data: Any, source: AnalysisSource | None = None) -> CheckOutcome:
+def handle_guardrail_check(store: Store, data: Any) -> CheckOutcome:
     try:
         experiment_id, at = parse_check_message(data)
     except ValueError as err:
-        return CheckOutcome("REJECTED", reason=str(err)[:300])
+        return CheckOutcome(CheckStatus.REJECTED, reason=str(err)[:300])
     try:
-        experiment = experiments_repo.get_experiment(experiment_id)
+        experiment = store.experiments.get(experiment_id)
     except NotFound:
-        return CheckOutcome("SKIPPED", reason="no such experiment")
+        return CheckOutcome(CheckStatus.SKIPPED, reason="no such experiment")
     if experiment.status is not ExperimentStatus.RUNNING:
-        return CheckOutcome("SKIPPED", reason=f"the experiment is {experiment.status.value}")
-    checks = guardrails.check_experiment(experiment, source or FirestoreAnalysisSource())
+        return CheckOutcome(CheckStatus.SKIPPED, reason=f"the experiment is {experiment.status.value}")
+    checks = guardrails.check_experiment(experiment, store.analysis_source())
     violations = [c for c in checks if c.breached]
     if not violations:
-        return CheckOutcome("NO_VIOLATION")
+        return CheckOutcome(CheckStatus.NO_VIOLATION)
     tick = tick_id(at)
-    taken: list[str] = []
+    taken: list[Any] = []
 
-    def effect(transaction: Any) -> None:
+    def effect(uow: UnitOfWork) -> None:
         taken.clear()  # the body may be retried on contention
-        taken.append(guardrails.act_on_violations(transaction, experiment_id, violations,
+        taken.append(guardrails.act_on_violations(uow, experiment_id, violations,
                                                   via=f"guardrail_sweep {tick}", key=tick, now=at))
 
-    if not apply_once(IDEMPOTENCY_SCOPE, f"{experiment_id}:{tick}", effect):
-        return CheckOutcome("ALREADY_PROCESSED")
-    return CheckOutcome("ACTED", action=taken[0] if taken else "NONE")
+    if not store.apply_once(IDEMPOTENCY_SCOPE, f"{experiment_id}:{tick}", effect):
+        return CheckOutcome(CheckStatus.ALREADY_PROCESSED)
+    action = taken[0] if taken else None
+    return CheckOutcome(CheckStatus.ACTED, action=action.value if action else guardrails.NO_ACTION)

@@ -105,6 +105,10 @@ def new_spillover_event_ref():
     return db().collection(C.HOLDOUT_SPILLOVER_EVENTS).document()
 
 
+def spillover_event_ref(event_id: str):
+    return db().collection(C.HOLDOUT_SPILLOVER_EVENTS).document(event_id)
+
+
 def create_spillover_event(ref: Any, event: HoldoutSpilloverEvent) -> None:
     ref.create(event.to_firestore())
 

@@ -1,0 +1,203 @@
+"""What the use cases need from the outside world, as protocols (cosmicpython ch. 6, "Unit of Work").
+
+Every use case takes a ``Store`` as its first parameter. ``store.transaction(body)`` runs ``body(uow)``
+in one transaction: ``uow`` holds the repositories bound to that transaction; the body does all its reads
+before its writes (a Firestore rule), may run more than once under contention, and writes nothing if it
+raises. The same repositories on ``store`` itself read outside any transaction and refuse to write.
+
+Two implementations: ``store.firestore_store.FirestoreStore`` (production and the emulator suite) and an
+in-memory fake in ``tests/unit/fakes.py``, so the lifecycle, approvals, rollout progression, guardrail
+actions and the kill switch are unit-tested without an emulator. Only ``store/`` knows collection names.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Protocol, TypeVar
+
+from offerlab.domain.holdouts import CohortView
+from offerlab.domain.metrics import TotalsDelta
+from offerlab.domain.types import CohortStatus, ExperimentStatus
+from offerlab.store.experiment_cache import OfferView
+from offerlab.store.documents import (
+    ExperimentAnalysis, ExperimentEvent, ExperimentExposure, ExperimentSnapshot, FraudScore, HoldoutAssignment,
+    HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent, OfferExperiment, RolloutEvent, RolloutPlan,
+)
+
+T = TypeVar("T")
+
+
+class ExperimentRepository(Protocol):
+    def get(self, experiment_id: str) -> OfferExperiment:
+        """The experiment, or NOT_FOUND."""
+
+    def new_id(self) -> str:
+        """A fresh experiment id (nothing is written)."""
+
+    def create(self, experiment: OfferExperiment) -> None:
+        """Write a new experiment; the commit fails if the id exists."""
+
+    def save(self, experiment: OfferExperiment) -> None:
+        """Replace the stored experiment with this version."""
+
+    def record_event(self, event: ExperimentEvent) -> None:
+        """Create ``experimentEvents/{experimentId}_{version:06d}``: two writers of one version collide."""
+
+    def event_recorded(self, experiment_id: str, version: int) -> bool: ...
+
+    def ids_with_status(self, statuses: Iterable[ExperimentStatus]) -> list[str]: ...
+
+
+class RolloutPlanRepository(Protocol):
+    def find(self, experiment_id: str) -> RolloutPlan | None: ...
+
+    def save(self, plan: RolloutPlan) -> None: ...
+
+    def record_event(self, event: RolloutEvent) -> None:
+        """Create ``rolloutEvents/{experimentId}_{planVersion:06d}``: two writers of one version collide."""
+
+    def active_ids(self, limit: int = 1000) -> list[str]: ...
+
+
+class CohortRepository(Protocol):
+    def get(self, cohort_id: str) -> HoldoutCohort:
+        """The cohort, or NOT_FOUND."""
+
+    def new_id(self) -> str: ...
+
+    def create(self, cohort: HoldoutCohort) -> None: ...
+
+    def save(self, cohort: HoldoutCohort) -> None: ...
+
+    def experiments_using(self, cohort_id: str, statuses: Iterable[ExperimentStatus]) -> list[str]: ...
+
+    def with_status(self, status: CohortStatus) -> list[HoldoutCohort]: ...
+
+
+class AlertRepository(Protocol):
+    def create(self, alert_id: str, alert: dict[str, Any]) -> None:
+        """Create ``experimentAlerts/{alertId}``; the commit fails if it exists (one alert per key)."""
+
+    def open_for(self, experiment_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Unacknowledged alerts of the experiment."""
+
+
+class AnalysisRepository(Protocol):
+    def new_id(self) -> str: ...
+
+    def create(self, analysis: ExperimentAnalysis) -> None:
+        """Create the analysis: never overwritten (analyses are immutable)."""
+
+
+class FraudScoreRepository(Protocol):
+    def find(self, user_id: str) -> FraudScore | None: ...
+
+    def save(self, score: FraudScore) -> None: ...
+
+
+class ContaminationRepository(Protocol):
+    def exists(self, scope_id: str, user_id: str) -> bool: ...
+
+    def create(self, scope_id: str, record: HoldoutContamination) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """The repositories of one transaction."""
+
+    experiments: ExperimentRepository
+    plans: RolloutPlanRepository
+    cohorts: CohortRepository
+    alerts: AlertRepository
+    analyses: AnalysisRepository
+    fraud_scores: FraudScoreRepository
+    contaminations: ContaminationRepository
+
+
+class ExposureLog(Protocol):
+    """First exposures: ``{experimentId}_{userId}``, created once, never updated; counted by aggregation."""
+
+    def known(self, experiment_id: str, user_id: str) -> bool:
+        """The exposure is known to be recorded (this process recorded it recently): no write needed."""
+
+    def record_first(self, exposure: ExperimentExposure) -> bool:
+        """Create it; False when it already existed (idempotent)."""
+
+    def find(self, experiment_id: str, user_id: str) -> ExperimentExposure | None: ...
+
+    def of_user(self, user_id: str) -> list[ExperimentExposure]: ...
+
+    def count_by_arm(self, experiment_id: str) -> dict[str, int]: ...
+
+
+class OfferViews(Protocol):
+    """get_offer's view of experiments: at most a bounded time stale (store/experiment_cache.py)."""
+
+    def view(self, experiment_id: str) -> OfferView:
+        """The experiment's view, or NOT_FOUND."""
+
+    def default_experiment_id(self) -> str | None: ...
+
+
+class HoldoutRecords(Protocol):
+    """Per-user holdout facts (each its own document: writers never contend)."""
+
+    def active_cohorts(self) -> tuple[CohortView, ...]:
+        """The FROZEN cohorts (cached for a bounded time, docs/holdouts.md)."""
+
+    def cohorts_changed(self) -> None:
+        """This process froze or retired a cohort: forget the cached list."""
+
+    def assignment_known(self, cohort_id: str, user_id: str) -> bool:
+        """The (cohort, user) record is known to exist (recorded recently by this process)."""
+
+    def record_assignment(self, assignment: HoldoutAssignment) -> bool:
+        """Create the user's record in the cohort; False when it existed already."""
+
+    def count_assignments(self, cohort_id: str) -> tuple[int, int]:
+        """(users evaluated, users of them inside the cohort)."""
+
+    def count_contaminations(self, cohort_id: str) -> int: ...
+
+    def new_spillover_event_id(self) -> str: ...
+
+    def record_spillover_event(self, event_id: str, event: HoldoutSpilloverEvent) -> None: ...
+
+
+class MetricTotals(Protocol):
+    def apply_once(self, event_id: str, deltas: list[tuple[str, str, dict[str, Any], TotalsDelta]]) -> bool:
+        """Merge each ``(experimentId, userId, identity, delta)`` into the user's totals with blind,
+        commutative writes, atomically with the creation of the event's processed marker; False (and
+        nothing written) when the event was processed before."""
+
+
+class Snapshots(Protocol):
+    def exists(self, experiment_id: str, tick_id: str) -> bool: ...
+
+    def create(self, tick_id: str, snapshot: ExperimentSnapshot) -> bool:
+        """False when the tick's snapshot exists already (written once)."""
+
+
+class Messages(Protocol):
+    def publish_many(self, topic: str, messages: list[dict[str, Any]]) -> list[str]: ...
+
+
+class Store(UnitOfWork, Protocol):
+    """Reads outside a transaction (the inherited repositories), transactions, and exactly-once effects."""
+
+    exposures: ExposureLog
+    offer_views: OfferViews
+    holdout_records: HoldoutRecords
+    metric_totals: MetricTotals
+    snapshots: Snapshots
+    messages: Messages
+
+    def transaction(self, body: Callable[[UnitOfWork], T], *, event_handler: bool = False) -> T:
+        """Run ``body(uow)`` in one transaction, under the contention policy of store/transaction.py
+        (``event_handler``: the bounded re-runs of an event handler; else fail fast with ABORTED)."""
+
+    def apply_once(self, scope: str, key: str, effect: Callable[[UnitOfWork], None]) -> bool:
+        """Run ``effect(uow)`` in one transaction unless (scope, key) was processed; True when it ran now.
+        The processed marker is created in the same transaction as the effect."""
+
+    def already_processed(self, scope: str, key: str) -> bool: ...
+
+    def analysis_source(self) -> Any:
+        """An ``AnalysisSource`` (service/analysis_source.py) reading this store's experiment data."""

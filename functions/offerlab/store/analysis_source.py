@@ -1,0 +1,62 @@
+"""The Firestore ``AnalysisSource`` (service/analysis_source.py): exposures and per-user totals of one
+experiment, streamed from experimentExposures and userMetricTotals; every exposed user counts, a user
+without a totals document (no event yet) is a row of zeros."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from offerlab.domain.metrics import Metric, last_event_at
+from offerlab.domain.user_rows import ARMS, UserRow, moments_from_rows
+from offerlab.stats.sufficient import MomentStats
+from offerlab.store import analyses as repo
+from offerlab.store import exposures as exposures_repo
+from offerlab.store.documents import OfferExperiment
+
+
+def _row(user_id: str, arm: str, totals: Mapping[str, Any] | None) -> UserRow:
+    if totals is None:
+        return UserRow(user_id, arm)
+    return UserRow(
+        user_id=user_id, arm=arm, counts=totals.get("counts") or {}, amounts=totals.get("amounts") or {},
+        pre_exposure=totals.get("preExposure") or {}, sandbox=bool(totals.get("sandbox")) or bool(totals.get("sandboxEvents")),
+        region=totals.get("lastRegion"), first_exposed_at=totals.get("firstExposedAt"),
+        last_event_at=last_event_at(totals),
+    )
+
+
+class FirestoreAnalysisSource:
+    """The default source: exposures and per-user totals from Firestore, read once per instance."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[UserRow]] = {}
+
+    def user_rows(self, experiment: OfferExperiment) -> list[UserRow]:
+        cached = self._rows.get(experiment.experiment_id)
+        if cached is not None:
+            return cached
+        arms: dict[str, str] = {}
+        for user_id, arm in repo.stream_exposures(experiment.experiment_id):
+            if user_id and arm in ARMS:
+                arms[user_id] = arm
+        totals = {t["userId"]: t for t in repo.stream_totals(experiment.experiment_id)
+                  if t.get("userId") and t.get("arm") in ARMS}
+        for user_id, t in totals.items():  # totals imply an exposure; keep them even if the read raced it
+            arms.setdefault(user_id, t["arm"])
+        rows = [_row(user_id, arm, totals.get(user_id)) for user_id, arm in arms.items()]
+        rows.sort(key=lambda r: r.user_id)  # a stable order: the inputs digest must not depend on read order
+        self._rows[experiment.experiment_id] = rows
+        return rows
+
+    def arm_moments(self, experiment: OfferExperiment, metrics: Iterable[Metric]) -> dict[str, dict[str, MomentStats]]:
+        rows = self.user_rows(experiment)
+        return {m.value: moments_from_rows(rows, m) for m in metrics}
+
+    def exposures(self, experiment: OfferExperiment) -> dict[str, int]:
+        return exposures_repo.count_by_arm(experiment.experiment_id)
+
+    def fraud_scores(self, user_ids: Iterable[str], min_score: float) -> dict[str, float]:
+        wanted = set(user_ids)
+        return {u: s for u, s in repo.fraud_scores_at_least(min_score).items() if u in wanted}
+
+    def contaminated_users(self, experiment: OfferExperiment) -> set[str]:
+        return repo.contaminated_users(experiment.experiment_id, experiment.holdout_cohort_id)
