@@ -1,5 +1,4 @@
-"""Request models of the rollout callables (API.md §3, Rollouts). This area builds create_rollout_plan;
-the rollout controller (start/progress/rollback/abort) adds its models here."""
+"""Request models of the rollout callables (API.md §3, Rollouts): the plan and the controller's commands."""
 from __future__ import annotations
 
 from typing import Annotated, Union
@@ -30,7 +29,7 @@ class CreateRolloutPlan(ApiModel):
     rollback_on_failure: bool = True
 
 
-# --- the rollout controller (issue 7; docs/rollout.md) ------------------------------------------------
+# --- the rollout controller (docs/rollout.md) -----------------------------------------------------------
 
 class RolloutRef(ApiModel):
     experiment_id: Id

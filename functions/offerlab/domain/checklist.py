@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 # Channels on which a benefit (the offer itself) changes hands: isolation requires they are never ALLOWed
-# into a holdout. A referral only passes a link, so ALLOW is tolerated there (issue 4's default is FLAG).
+# into a holdout. A referral only passes a link, so ALLOW is tolerated there (the default policy FLAGs it).
 ISOLATING_CHANNELS = ("gift", "shared_wallet")
 
 ITEMS = ("frozen_holdout", "hypothesis", "primary_kpi", "guardrails", "spillover_isolation",

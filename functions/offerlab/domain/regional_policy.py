@@ -1,4 +1,4 @@
-"""Regional policy for analyses: which users must not count, by region (issue 6, bias adjustments).
+"""Regional policy for analyses: which users must not count, by region (a bias adjustment).
 
 A configurable table with two parts:
 

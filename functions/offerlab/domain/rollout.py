@@ -1,4 +1,4 @@
-"""Progressive rollout rules (issue 7), pure: what a stage requires, whether it is met, what the sweep does.
+"""Progressive rollout rules, pure: what a stage requires, whether it is met, what the sweep does.
 
 A stage is the experiment's coverage (API.md §2). Before coverage is raised to the next stage the current
 stage must have earned it; the requirements (defaults in service/rollout_plans.py, docs/rollout.md):

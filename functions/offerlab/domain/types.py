@@ -22,7 +22,7 @@ class SpilloverAction(str, enum.Enum):
     FLAG = "FLAG"
 
 
-# Default per-channel policy (issue 4): a gift or a shared wallet hands over the offer itself, so it
+# Default per-channel policy: a gift or a shared wallet hands over the offer itself, so it
 # is blocked; a referral only passes a link, so it is flagged and the recipient counted contaminated.
 DEFAULT_SPILLOVER_POLICY = {
     SpilloverChannel.REFERRAL: SpilloverAction.FLAG,

@@ -1,4 +1,4 @@
-"""Analytics and guardrail functions (issue 6; docs/analytics.md).
+"""Analytics and guardrail functions (docs/analytics.md).
 
 Callables: analyze_experiment, check_guardrails, monitor_experiment. Scheduled (API.md §6):
 guardrail_sweep every 5 minutes (fans out one message per RUNNING experiment to ``guardrail-checks``) and

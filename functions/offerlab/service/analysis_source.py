@@ -1,13 +1,13 @@
-"""Where analyses read their data: ONE interface, ``AnalysisSource`` (issue 6, "scale path").
+"""Where analyses read their data: ONE interface, ``AnalysisSource``.
 
 An analysis needs, per arm, sufficient statistics (n, Σy, Σy², Σx, Σx², Σxy; stats/sufficient.py) and,
 only where a correction must look at individual users (exclusions, winsorizing), per-user rows. Guardrail
 checks and KPI snapshots use ``arm_moments`` alone; ``analyze_experiment`` uses ``user_rows`` plus the
 per-user facts the exclusions need (fraud scores, contaminated users).
 
-``FirestoreAnalysisSource`` (the default) streams ``experimentExposures`` and ``userMetricTotals`` of the
+``FirestoreAnalysisSource`` (store/analysis_source.py, the default) streams ``experimentExposures`` and ``userMetricTotals`` of the
 experiment: every exposed user counts, a user without a totals document (no event yet) is a row of zeros.
-A BigQuery source (a later issue; docs/analytics.md) implements the same methods: ``arm_moments`` becomes
+A BigQuery source (docs/analytics.md) implements the same methods: ``arm_moments`` becomes
 one ``GROUP BY arm`` query computing the sums in SQL, and ``user_rows`` is only needed for the users a
 correction touches plus the tail above the winsorizing cap.
 """

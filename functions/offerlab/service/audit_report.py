@@ -210,7 +210,7 @@ def render_json(report: dict[str, Any]) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2, sort_keys=False)
 
 
-# Formats of export_audit_report: (renderer, media type, file extension). Issue 8 adds "html".
+# Formats of export_audit_report: (renderer, media type, file extension).
 RENDERERS: dict[str, tuple[Callable[[dict[str, Any]], str], str, str]] = {
     "csv": (render_csv, "text/csv; charset=utf-8", "csv"),
     "json": (render_json, "application/json; charset=utf-8", "json"),

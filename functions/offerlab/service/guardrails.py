@@ -1,4 +1,4 @@
-"""Guardrails: check_guardrails, monitor_experiment, and the action a violation takes (issue 6).
+"""Guardrails: check_guardrails, monitor_experiment, and the action a violation takes.
 
 Each guardrail of an experiment (``{kpiName, metric, maxThreshold?, minThreshold?, violationAction}``)
 is tested on the TREATMENT arm's metric value against its absolute limit with the one-sided sequential

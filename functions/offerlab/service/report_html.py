@@ -1,4 +1,4 @@
-"""The audit report as one self-contained HTML page (issue 8): inline SVG charts, inline CSS, no script, no
+"""The audit report as one self-contained HTML page: inline SVG charts, inline CSS, no script, no
 network. Built only from what ``service/audit_report.build_report`` returns, so the page shows exactly what the
 verified ledger says (and carries the ledger's integrity verdict at the top).
 

@@ -103,8 +103,6 @@ def alert_ref(alert_id: str):
     return db().collection(C.EXPERIMENT_ALERTS).document(alert_id)
 
 
-def alert_exists(alert_id: str, transaction: Any = None) -> bool:
-    return alert_ref(alert_id).get(transaction=transaction).exists
 
 
 def alerts_of(experiment_id: str, alert_type: str) -> list[dict[str, Any]]:

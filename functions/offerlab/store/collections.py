@@ -21,7 +21,7 @@ SEED_COLLECTIONS = (
     EXPERIMENT_EVENTS, EXPERIMENT_ANALYSES, ROLLOUT_PLANS, ROLLOUT_EVENTS, EXPERIMENT_LEDGER,
 )
 
-# Added by offerlab (documented in docs/data-model.md).
+# The collections offerlab adds (documented in docs/data-model.md).
 PROCESSED_EVENTS = "processedEvents"              # idempotency markers of event-triggered functions
 EXPERIMENT_EXPOSURES = "experimentExposures"      # {experimentId}_{userId}: a user's first exposure, written once
 USER_METRIC_TOTALS = "userMetricTotals"          # {experimentId}_{userId}: per-user metric sums since exposure

@@ -1,8 +1,11 @@
 """Typed models of the stored documents (API.md §8), camelCase in Firestore like on the wire.
 
-These describe what the services write; ``extra="allow"`` keeps documents readable when a later
-version adds fields. Times are ``datetime`` (stored as Firestore timestamps). Enumerations live in
-``offerlab.domain.types`` so the pure domain can use them too.
+One class per document kind, grouped by entity: holdouts, experiments, rollouts, analytics, the ledger.
+Each field's docstring says what it is, who writes it and who reads it (``use_attribute_docstrings``
+also makes it the field's description). Collection names live in store/collections.py; the layout of
+every collection (id scheme, writers, readers) is docs/data-model.md. ``extra="allow"`` keeps a document
+readable when a later version adds fields; times are ``datetime`` (Firestore timestamps). Enumerations
+live in ``offerlab.domain.types`` so the pure domain uses the same names.
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from offerlab.domain.types import (
 
 
 class Document(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow",
+                              use_attribute_docstrings=True)
 
     def to_firestore(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="python", exclude_none=False)
@@ -29,281 +33,546 @@ class Document(BaseModel):
 
 
 class LastChange(Document):
-    """Stamped by every service write, so the ledger trigger can tell a change made through the
-    functions (version advanced by one, action named) from an edit made by hand in the console."""
+    """The stamp of every write made through the functions, so the ledger trigger can tell such a change
+    (version advanced by one, action named) from an edit made by hand in the console (docs/ledger.md §7)."""
 
     action: str
+    """The event that made this version (EXPERIMENT_STARTED, ROLLOUT_PROGRESSED, COHORT_FROZEN, ...)."""
     actor: str
+    """Who made it: a caller's email (or ``uid:<uid>``), or a system actor's name (the sweeps, the kill switch)."""
     at: datetime
+    """When it was written (the tick's time for the sweeps)."""
     version: int
+    """The document's version this stamp belongs to; equal to the document's ``version``."""
 
 
-class HoldoutCohort(Document):  # holdoutCohorts/{cohortId}
+# --- holdouts ------------------------------------------------------------------------------------------
+
+
+class HoldoutCohort(Document):
+    """holdoutCohorts/{cohortId}. Written by service/holdouts.py (create, edit, freeze, retire: one
+    transaction each, stamped); read by the cohort cache (store/cohort_cache.py), get_offer's views, the
+    launch checklist, spillover checks, the health report and the ledger trigger."""
+
     cohort_id: str
+    """The document id (Firestore auto id)."""
     name: str
+    """A person's name for it; editable while DRAFT."""
     description: str = ""
+    """Free text; editable while DRAFT."""
     percentage: float
+    """Share of all users held out, 0 < p ≤ 50, resolution 0.01: members are ``bucket(salt, userId) <
+    round(percentage * 100)`` (API.md §2)."""
     salt: str
+    """Random, generated at creation and never changed: with the percentage it fixes membership forever."""
     status: CohortStatus
+    """DRAFT (editable, assigns nobody) → FROZEN (immutable, protects experiments) → RETIRED (use stops)."""
     spillover_policy: dict[SpilloverChannel, SpilloverAction]
+    """Per channel (referral, gift, shared_wallet): BLOCK or FLAG a benefit passing into the cohort; read by
+    check_spillover (domain/spillover.py) and the launch checklist's spillover_isolation item."""
     created_by: str
+    """The creator's actor name."""
     created_at: datetime
+    """When it was created."""
     frozen_at: datetime | None = None
+    """When it was frozen (orders cohortIds[] in is_user_in_holdout answers)."""
     frozen_by: str | None = None
+    """Who froze it."""
     retired_at: datetime | None = None
-    version: int = 1
-    last_change: LastChange | None = None
-    # Added by holdouts (issue 4; docs/holdouts.md): who retired it and why (admin only).
+    """When an admin retired it."""
     retired_by: str | None = None
+    """Which admin retired it."""
     retirement_reason: str | None = None
+    """Why it was retired (recorded in the ledger)."""
+    version: int = 1
+    """Advanced by one by every write through the functions."""
+    last_change: LastChange | None = None
+    """The stamp of the write that made ``version``."""
 
 
-class HoldoutAssignment(Document):  # holdoutAssignments/{cohortId}_{userId}: written once
+class HoldoutAssignment(Document):
+    """holdoutAssignments/{cohortId}_{userId}: a user evaluated against a frozen cohort, in or out, created
+    once (is_user_in_holdout, check_spillover); counted by the health report's aggregation queries."""
+
     cohort_id: str
+    """The cohort evaluated."""
     user_id: str
+    """The user evaluated."""
     in_holdout: bool
+    """Whether the user is a member (the observed share's numerator)."""
     bucket: int
+    """The user's bucket in [0, 10000) under the cohort's salt (reproducible from API.md §2)."""
     assigned_at: datetime
+    """When the user was first evaluated."""
 
 
-class HoldoutSpilloverEvent(Document):  # holdoutSpilloverEvents/{auto}
+class HoldoutSpilloverEvent(Document):
+    """holdoutSpilloverEvents/{auto}: every check_spillover call and its decision, created once by
+    service/spillover.py; the contamination trigger and the ledger trigger (violations) read it."""
+
     from_user_id: str
+    """Who passes the benefit (referrer, giver, wallet owner)."""
     to_user_id: str
+    """Who receives it."""
     channel: SpilloverChannel
+    """referral, gift or shared_wallet."""
     experiment_id: str | None = None
+    """The experiment the benefit belongs to, when the caller named one."""
     violation: bool
+    """Whether the pass breaks isolation (API.md §3 check_spillover)."""
     action: SpilloverAction
+    """ALLOW, BLOCK or FLAG: what the caller must do (the strictest policy of the cohorts involved)."""
     reason: str
+    """Why, in words."""
     cohort_ids: list[str] = Field(default_factory=list)
+    """The frozen cohorts the recipient is a member of."""
     actor: str
+    """The backend that asked (service role)."""
     recorded_at: datetime
-    # Added by holdouts (issue 4; docs/holdouts.md): what the contamination trigger acts on.
-    contaminated_cohort_ids: list[str] = Field(default_factory=list)  # recipient contaminated in these
-    contaminates_experiment: bool = False  # recipient (CONTROL/HOLDOUT of experimentId) contaminated for it
-    from_arm: str | None = None            # arms in experimentId, when one was given
+    """When the check was made."""
+    contaminated_cohort_ids: list[str] = Field(default_factory=list)
+    """Cohorts in which a FLAGged recipient becomes contaminated (the contamination trigger acts on it)."""
+    contaminates_experiment: bool = False
+    """A TREATMENT benefit reached a CONTROL/HOLDOUT user of ``experiment_id``: that user is contaminated for it."""
+    from_arm: str | None = None
+    """The giver's arm in ``experiment_id``, when one was given."""
     to_arm: str | None = None
+    """The recipient's arm in ``experiment_id``, when one was given."""
+
+
+class HoldoutContamination(Document):
+    """holdoutContaminations/{cohortId or experimentId}_{userId}: a contaminated user, created once by the
+    contamination trigger (service/spillover.py mark_contamination); counted by the health report and
+    excluded by analyses (the ``spillover`` bias adjustment)."""
+
+    user_id: str
+    """The contaminated user."""
+    cohort_id: str | None = None
+    """Set for a holdout cohort's contaminated member."""
+    experiment_id: str | None = None
+    """Set for an experiment's contaminated CONTROL/HOLDOUT user."""
+    arm: str | None = None
+    """The user's arm in ``experiment_id``."""
+    channel: SpilloverChannel
+    """The channel of the first contaminating pass."""
+    from_user_id: str
+    """Who passed the benefit first."""
+    spillover_event_id: str
+    """The holdoutSpilloverEvents document that contaminated the user first (later ones do not overwrite)."""
+    contaminated_at: datetime
+    """When the record was created."""
+
+
+# --- experiments ---------------------------------------------------------------------------------------
 
 
 class Hypothesis(Document):
+    """What the experiment expects and why; required by the launch checklist's hypothesis item."""
+
     statement: str
+    """The hypothesis, in one or a few sentences."""
     expected_impact: str = ""
+    """The impact expected (free text, e.g. "+15% net LTV")."""
     risks_identified: list[str] = Field(default_factory=list)
+    """Risks the approvers should weigh."""
     success_criteria: list[str] = Field(default_factory=list)
+    """How success is judged; at least one for the checklist."""
 
 
 class Kpi(Document):
+    """One KPI of the experiment (API.md §3); read by analyses (the KPI family, desired direction) and, for
+    GUARDRAIL KPIs, by the guardrail monitor."""
+
     name: str
+    """Its display name."""
     type: str
+    """PRIMARY (exactly one), SECONDARY or GUARDRAIL (domain.types.KpiType)."""
     metric: str
+    """One of API.md §7's metrics."""
     baseline_value: float | None = None
+    """The metric's expected value without the change (planning)."""
     target_value: float | None = None
+    """The value the change is expected to reach (planning)."""
     threshold: float | None = None
+    """For GUARDRAIL KPIs: the tolerated change."""
     direction: str
+    """INCREASE, DECREASE or MAINTAIN (domain.types.Direction)."""
 
 
 class Guardrail(Document):
+    """One guardrail (API.md §3): a limit on a metric and what its breach does; read by the guardrail
+    monitor (service/guardrails.py) and the rollout gates."""
+
     kpi_name: str
+    """The guardrail's display name."""
     metric: str
+    """One of API.md §7's metrics."""
     max_threshold: float | None = None
+    """The treatment arm's value must stay at or below this."""
     min_threshold: float | None = None
+    """The treatment arm's value must stay at or above this."""
     violation_action: str
+    """ALERT, PAUSE or KILL (domain.types.ViolationAction); the strongest breached one acts."""
 
 
 class Approval(Document):
+    """One approver's sign-off, kept in ``OfferExperiment.approvals`` under the approver's email."""
+
     approver: str
+    """The approver's email (from their token)."""
     approved_at: datetime
+    """When they approved."""
     comment: str | None = None
+    """What they said."""
 
 
 class KillSwitch(Document):
     """Whether the experiment obeys the experiment-kill-switch topic (launch checklist: 'kill-switch subscribed')."""
 
     enabled: bool = True
+    """Obeys the topic (set at creation; a disabled switch blocks the launch)."""
     subscribed_at: datetime | None = None
+    """When it was subscribed (the creation time)."""
 
 
-class OfferExperiment(Document):  # offerExperiments/{experimentId}
+class OfferExperiment(Document):
+    """offerExperiments/{experimentId}. Written only through service/transitions.py ``write_experiment``
+    (every lifecycle step, every stage move: version + 1, lastChange, one experimentEvents document); read
+    by every use case, get_offer's views (store/experiment_cache.py), the sweeps and the ledger trigger."""
+
     experiment_id: str
+    """The document id (Firestore auto id)."""
     name: str
+    """Its display name."""
     description: str = ""
+    """Free text."""
     hypothesis: Hypothesis
+    """What it expects (the checklist requires a statement and success criteria)."""
     kpis: list[Kpi]
+    """Its KPIs: exactly one PRIMARY for the checklist."""
     guardrails: list[Guardrail]
+    """Its guardrails: at least one for the checklist."""
     holdout_cohort_id: str
+    """The holdout cohort it names; its users get arm HOLDOUT (API.md §2)."""
     treatment_percentage: float
+    """Share of enrolled users in TREATMENT, 0 < p < 100 (the arm hash, API.md §2)."""
     offer_type: OfferType
+    """PRICE_CHANGE, PAYWALL, PROMO, BUNDLE or TRIAL (the regional policy and analyses read it)."""
     offer_config: dict[str, Any]
+    """What TREATMENT users are served by get_offer; never changes while RUNNING or PAUSED."""
     control_config: dict[str, Any] = Field(default_factory=dict)
+    """The status quo: what CONTROL, HOLDOUT and NOT_ENROLLED users are served."""
     planned_start_date: datetime
+    """When it is planned to start."""
     planned_end_date: datetime
+    """When it is planned to end (after the start)."""
     approvers: list[str]
-    approvals: dict[str, Approval] = Field(default_factory=dict)  # keyed by approver email
+    """Emails whose approval it needs (never the author's)."""
+    approvals: dict[str, Approval] = Field(default_factory=dict)
+    """Approvals received, by approver email; voided by an edit or a rejection."""
     author: str
+    """The creator's email: the only experimenter who may change it (admins too)."""
     salt: str
+    """Random, generated at creation and never changed: the coverage and arm hashes use it (API.md §2)."""
     status: ExperimentStatus
-    coverage: float | None = None      # current rollout stage, percent; None before the rollout starts
+    """The lifecycle state (domain/lifecycle.py)."""
+    coverage: float | None = None
+    """The current rollout stage, percent of the users outside the holdout; None before the start, 0 after
+    an abort. Written by the start and by rollout stage moves."""
     stage_index: int | None = None
+    """Index of the rollout plan's current stage."""
     started_at: datetime | None = None
+    """When it started."""
     ended_at: datetime | None = None
+    """When it was completed or killed."""
     created_at: datetime
+    """When it was created."""
+    kill_switch: KillSwitch | None = None
+    """Whether it obeys the kill-switch topic; None (older documents) reads as enabled."""
+    status_reason: str | None = None
+    """Why it was last paused, killed or rejected (cleared when it resumes or is resubmitted)."""
     version: int = 1
+    """Advanced by one by every write through the functions."""
     last_change: LastChange | None = None
-    # Added by the lifecycle (issue 5): optional so older documents still read.
-    kill_switch: KillSwitch | None = None  # None reads as enabled (the default at creation)
-    status_reason: str | None = None       # why it was last paused, killed or rejected
+    """The stamp of the write that made ``version``."""
 
 
-class ExperimentSnapshot(Document):  # experimentSnapshots/{experimentId}_{tick}
+class ExperimentEvent(Document):
+    """experimentEvents/{experimentId}_{version:06d}: one per experiment version, created in the same
+    transaction as the version (service/transitions.py); the ledger trigger turns it into an entry."""
+
     experiment_id: str
-    taken_at: datetime
-    exposures: dict[str, int]
-    metrics: dict[str, dict[str, dict[str, float]]]  # metric -> arm -> sufficient statistics
-    tick_id: str | None = None       # the tick (YYYYMMDDTHHMMSSZ), also the id's suffix
-    status: str | None = None        # the experiment's status when taken
-    coverage: float | None = None    # and its coverage
-
-
-class ExperimentEvent(Document):  # experimentEvents/{experimentId}_{version}: one per transition
-    experiment_id: str
+    """The experiment."""
     event_type: str
+    """An ExperimentEventType (domain/lifecycle.py), or the rollout's event for a stage move."""
     actor: str
+    """Who acted (LastChange.actor)."""
     from_status: ExperimentStatus | None = None
+    """The status before (None for the creation)."""
     to_status: ExperimentStatus | None = None
+    """The status after."""
     version: int
+    """The experiment version this event made (also the id's suffix)."""
     payload: dict[str, Any] = Field(default_factory=dict)
+    """What changed and why (reason, approver, checklist, coverage...), as the ledger records it."""
     occurred_at: datetime
+    """When."""
 
 
-class BiasAdjustment(Document):
-    type: str
-    affected_user_count: int
-    severity: str
-    by_arm: dict[str, int]
+class ExperimentExposure(Document):
+    """experimentExposures/{experimentId}_{userId}: a user's first exposure, created once by get_offer and
+    never updated; counted per arm by aggregation (monitoring, rollout gates); read by metric ingestion
+    (which experiments a user's events count for) and analyses."""
 
-
-class ExperimentAnalysis(Document):  # experimentAnalyses/{analysisId}: immutable
-    analysis_id: str
     experiment_id: str
-    metric: str
-    raw_percent_change: float | None
-    corrected_percent_change: float | None
-    p_value: float | None
-    confidence_interval: list[float | None]
-    sample_sizes: dict[str, int]
-    srm_p_value: float | None
-    bias_adjustments: list[BiasAdjustment]
-    data_quality: str
-    recommendation: str
-    method: str
-    inputs_digest: str
-    created_by: str
-    created_at: datetime
+    """The experiment."""
+    user_id: str
+    """The user."""
+    arm: str
+    """HOLDOUT, CONTROL or TREATMENT (NOT_ENROLLED users are not exposed)."""
+    first_exposed_at: datetime
+    """When get_offer first answered for this user: metrics count from here (API.md §7)."""
+    coverage: float | None
+    """The rollout stage (percent) when the user was first exposed."""
+    stage_index: int | None = None
+    """The stage's index."""
+    experiment_version: int
+    """The experiment version get_offer's view held then."""
+
+
+# --- rollouts ------------------------------------------------------------------------------------------
 
 
 class RolloutStage(Document):
+    """One stage of a rollout plan and what it must show before the next (docs/rollout.md)."""
+
     percentage: float
+    """The experiment's coverage at this stage; stages strictly increase within (0, 100]."""
     min_hours_at_stage: float
+    """Hours the stage must run (on the sweep's clock) before it may progress."""
     min_exposures_per_arm: int
+    """Exposed users each of CONTROL and TREATMENT need before it may progress."""
     require_no_srm: bool = True
+    """A sample-ratio mismatch blocks progression (and pauses, with pauseOnViolation)."""
     require_no_guardrail_violation: bool = True
-    require_no_open_issues: bool = True  # added by the rollout controller (issue 7; docs/rollout.md)
+    """A guardrail breach blocks progression (and rolls back, with rollbackOnFailure)."""
+    require_no_open_issues: bool = True
+    """An unacknowledged alert blocks progression."""
 
 
-class RolloutPlan(Document):  # rolloutPlans/{experimentId}
+class RolloutPlan(Document):
+    """rolloutPlans/{experimentId}. Written only through service/transitions.py (``write_plan``,
+    ``write_plan_step``: version + 1, lastChange, one rolloutEvents document); read by the start (launch
+    checklist), the rollout controller and its sweep (ACTIVE plans)."""
+
     experiment_id: str
+    """The experiment (also the document id)."""
     stages: list[RolloutStage]
+    """The stages, in order."""
     auto_progress: bool
+    """The sweep progresses a stage that met every requirement."""
     pause_on_violation: bool
+    """The sweep pauses on a failed safety gate (SRM, open alert)."""
     rollback_on_failure: bool
+    """The sweep rolls back one stage on a guardrail breach."""
     status: RolloutStatus
+    """PLANNED → ACTIVE ⇄ PAUSED → COMPLETED / ABORTED (domain/rollout_plan.py)."""
     current_stage_index: int | None = None
+    """The stage the plan is at (None while PLANNED)."""
     stage_entered_at: datetime | None = None
-    version: int = 1
-    last_change: LastChange | None = None
-    # Added by the rollout controller (issue 7; docs/rollout.md): why it was last paused/rolled back/aborted.
+    """When the current stage was entered (minimum time at stage counts from here)."""
     status_reason: str | None = None
+    """Why it was last paused, rolled back, aborted or closed."""
+    version: int = 1
+    """Advanced by one by every write through the functions."""
+    last_change: LastChange | None = None
+    """The stamp of the write that made ``version``."""
 
 
-class RolloutEvent(Document):  # rolloutEvents/{experimentId}_{version}
+class RolloutEvent(Document):
+    """rolloutEvents/{experimentId}_{planVersion:06d}: one per plan version, created in the same transaction
+    (service/transitions.py); the ledger trigger records it, the audit report draws the stage timeline."""
+
     experiment_id: str
+    """The experiment."""
     event_type: str
+    """A RolloutEventType (domain/rollout_plan.py)."""
     actor: str
+    """Who acted (a person, or ``rollout_sweep``)."""
     from_stage: float | None = None
+    """The coverage before (None before the start)."""
     to_stage: float | None = None
+    """The coverage after."""
     reason: str | None = None
+    """Why (pause, rollback, abort, close)."""
     version: int
+    """The plan version this event made (also the id's suffix)."""
     occurred_at: datetime
-    # Added by the rollout controller (issue 7): the sweep tick that acted, and the evidence it judged.
+    """When (the tick's time for the sweep)."""
     tick: str | None = None
+    """The sweep tick that acted (RFC 3339), None for a person's action."""
     evidence: dict[str, Any] | None = None
+    """What the step judged: readiness checks, hours at stage, exposures, SRM p-value."""
 
 
-class LedgerEntry(Document):  # experimentLedger/{chainId}_{sequence:012d}; see docs/ledger.md
+# --- analytics -----------------------------------------------------------------------------------------
+
+
+class UserMetricTotals(Document):
+    """userMetricTotals/{experimentId}_{userId}: one exposed user's metric sums since first exposure, merged
+    blindly by metric ingestion (service/metrics.py; domain/metrics.py TotalsDelta): a field appears with its
+    first event. Read by analyses and the Firestore analysis source."""
+
     experiment_id: str
-    sequence: int
-    event_type: str
-    actor: str
-    source_document: str
-    payload: dict[str, Any]
-    snapshot_digest: str | None = None
-    recorded_at: str  # RFC 3339 string: hashed as text, so a re-read entry hashes the same
-    prev_hash: str
-    hash: str
-    # experiment_id is the chain id (an experiment id or "cohort:<cohortId>"); which trigger recorded it:
-    source_kind: str | None = None  # EXPERIMENT_EVENT, ROLLOUT_EVENT, ANALYSIS, SPILLOVER_VIOLATION, *_DOCUMENT
-
-
-# --- Added by the lifecycle, offer delivery and metric ingestion (issue 5; docs/lifecycle.md) -----------
-
-
-class ExperimentExposure(Document):  # experimentExposures/{experimentId}_{userId}: created once, never updated
-    experiment_id: str
+    """The experiment."""
     user_id: str
-    arm: str                       # HOLDOUT | CONTROL | TREATMENT (NOT_ENROLLED users are not exposed)
-    first_exposed_at: datetime
-    coverage: float | None         # the rollout stage (percent) when the user was first exposed
-    stage_index: int | None = None
-    experiment_version: int
-
-
-class UserMetricTotals(Document):  # userMetricTotals/{experimentId}_{userId}
-    experiment_id: str
-    user_id: str
+    """The user."""
     arm: str
+    """The user's arm (copied from the exposure)."""
     first_exposed_at: datetime
-    # Written by blind merges (domain/metrics.py TotalsDelta): a field appears with its first event.
-    counts: dict[str, int] = Field(default_factory=dict)    # per event type, events at or after first exposure
-    amounts: dict[str, float] = Field(default_factory=dict)  # per money type (purchase, renewal, refund, chargeback)
+    """The exposure's time (copied): events from here count."""
+    counts: dict[str, int] = Field(default_factory=dict)
+    """Events per type at or after first exposure (purchase, renewal, refund, ...)."""
+    amounts: dict[str, float] = Field(default_factory=dict)
+    """Money per type (purchase, renewal, refund, chargeback) at or after first exposure."""
     sandbox_events: int = 0
+    """Sandbox (test-store) events: any excludes the user."""
     sandbox: bool = False
-    pre_exposure: dict[str, float] = Field(default_factory=dict)  # CUPED covariate: purchases before exposure
+    """Set by the first sandbox event."""
+    pre_exposure: dict[str, float] = Field(default_factory=dict)
+    """Events before first exposure: the CUPED covariate (purchaseAmount, purchaseCount, events)."""
     last_region: str | None = None
+    """The region of the latest delivered event (the regional policy reads it)."""
     last_platform: str | None = None
+    """The platform of the latest delivered event."""
     last_currency: str | None = None
-    last_event_micros: int | None = None  # latest counted event (epoch µs: Firestore's Maximum needs a number)
-    last_event_at: datetime | None = None  # the same as a timestamp, in documents seeded directly
+    """The currency of the latest delivered event."""
+    last_event_micros: int | None = None
+    """The latest counted event's time in epoch µs (a number: Firestore's Maximum transform needs one)."""
+    last_event_at: datetime | None = None
+    """The same as a timestamp, in documents seeded directly (the demo's bulk history)."""
     updated_at: datetime
+    """When ingestion last merged into it."""
 
 
-class FraudScore(Document):  # fraudScores/{userId}
+class FraudScore(Document):
+    """fraudScores/{userId}: the fraud system's verdicts on a user (fraud-signals topic, service/metrics.py);
+    analyses exclude users at or above the fraud threshold."""
+
     user_id: str
+    """The user."""
     max_score: float
+    """The highest score received (0..1)."""
     last_score: float
+    """The score of the latest signal (by occurredAt)."""
     reasons: list[str]
+    """The union of reasons, at most 50."""
     signals: int
+    """How many signals were received."""
     last_occurred_at: datetime
+    """When the latest signal occurred."""
     updated_at: datetime
+    """When this document was last written."""
 
 
-# --- Added by holdouts (issue 4; docs/holdouts.md) ------------------------------------------------------
+class ExperimentSnapshot(Document):
+    """experimentSnapshots/{experimentId}_{tickId}: per-arm sufficient statistics at an hourly tick, created
+    once by kpi_snapshot's fan-out (service/snapshots.py); dashboards difference consecutive snapshots."""
+
+    experiment_id: str
+    """The experiment."""
+    taken_at: datetime
+    """The tick's time."""
+    exposures: dict[str, int]
+    """Exposed users per arm."""
+    metrics: dict[str, dict[str, dict[str, float]]]
+    """metric → arm → sufficient statistics (n, Σy, Σy², and Σx, Σx², Σxy for ratio metrics)."""
+    tick_id: str | None = None
+    """The tick (YYYYMMDDTHHMMSSZ), also the id's suffix."""
+    status: str | None = None
+    """The experiment's status when taken."""
+    coverage: float | None = None
+    """The experiment's coverage when taken."""
 
 
-class HoldoutContamination(Document):  # holdoutContaminations/{cohortId or experimentId}_{userId}: created once
-    user_id: str
-    cohort_id: str | None = None       # set for a holdout cohort's contaminated member
-    experiment_id: str | None = None   # set for an experiment's contaminated CONTROL/HOLDOUT user
-    arm: str | None = None             # the user's arm in experiment_id
-    channel: SpilloverChannel
-    from_user_id: str
-    spillover_event_id: str            # the holdoutSpilloverEvents document that contaminated the user first
-    contaminated_at: datetime
+class BiasAdjustment(Document):
+    """One exclusion reason an analysis applied (API.md §3 biasAdjustments)."""
+
+    type: str
+    """fraud, bot, sandbox, spillover or regional_policy."""
+    affected_user_count: int
+    """Users it excluded."""
+    severity: str
+    """How much it matters for the result."""
+    by_arm: dict[str, int]
+    """Users it excluded per arm (a differential exclusion biases the result)."""
+
+
+class ExperimentAnalysis(Document):
+    """experimentAnalyses/{analysisId}: an analysis, created once by analyze_experiment and never updated;
+    the ledger trigger records it, the audit report shows it. Extra fields (the uncapped result, the KPI
+    family, the settings...) are stored camelCased beside these (service/analytics.py build_analysis)."""
+
+    analysis_id: str
+    """The document id (Firestore auto id)."""
+    experiment_id: str
+    """The experiment analysed."""
+    metric: str
+    """The metric analysed (API.md §7)."""
+    raw_percent_change: float | None
+    """TREATMENT vs CONTROL relative change before any correction, percent."""
+    corrected_percent_change: float | None
+    """The same after exclusions, winsorizing and CUPED, percent."""
+    p_value: float | None
+    """The corrected two-sided p-value."""
+    confidence_interval: list[float | None]
+    """The corrected interval of the relative change, percent [lo, hi]."""
+    sample_sizes: dict[str, int]
+    """Users kept per arm."""
+    srm_p_value: float | None
+    """The sample-ratio chi-square p-value over all exposed users."""
+    bias_adjustments: list[BiasAdjustment]
+    """Every exclusion reason, always all five."""
+    data_quality: str
+    """HIGH, MEDIUM, LOW or INSUFFICIENT (domain/analysis_rules.py)."""
+    recommendation: str
+    """What the evidence supports (SHIP, DO_NOT_SHIP, CONTINUE, INVESTIGATE...)."""
+    method: str
+    """How it was computed (e.g. welch+cuped+winsorized_p99_nonzero+exclusions)."""
+    inputs_digest: str
+    """sha256 of the canonical inputs: anyone with the same data re-derives it (docs/analytics.md)."""
+    created_by: str
+    """Who asked for it."""
+    created_at: datetime
+    """When it was computed."""
+
+
+# --- the ledger ----------------------------------------------------------------------------------------
+
+
+class LedgerEntry(Document):
+    """experimentLedger/{chainId}_{sequence:012d}: one sealed, hash-chained entry (docs/ledger.md); written
+    only by the ledger's sequencer (store/ledger.py), read by the audit trail, verification and reports."""
+
+    experiment_id: str
+    """The chain id: an experiment id, or ``cohort:<cohortId>`` for a holdout cohort's chain."""
+    sequence: int
+    """Position in the chain, from 1."""
+    event_type: str
+    """What happened (the source event's type)."""
+    actor: str
+    """Who made it happen."""
+    source_document: str
+    """The Firestore path of the source event or document."""
+    payload: dict[str, Any]
+    """The source event's content, canonicalised (docs/ledger.md §3)."""
+    snapshot_digest: str | None = None
+    """sha256 of the source document's state, for document writes."""
+    recorded_at: str
+    """RFC 3339 text (hashed as text, so a re-read entry hashes the same)."""
+    prev_hash: str
+    """The previous entry's hash (the chain)."""
+    hash: str
+    """sha256 over this entry's canonical bytes, prev_hash included."""
+    source_kind: str | None = None
+    """Which trigger recorded it: EXPERIMENT_EVENT, ROLLOUT_EVENT, ANALYSIS, SPILLOVER_VIOLATION, *_DOCUMENT."""

@@ -20,7 +20,6 @@ def get_experiment(experiment_id: str, transaction: Any = None) -> OfferExperime
     return OfferExperiment.from_firestore(snap.to_dict())
 
 
-# --- Added by the lifecycle (issue 5) ----------------------------------------------------------------
 
 
 def new_experiment_ref():

@@ -25,7 +25,7 @@ from offerlab.store.documents import (
     HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent, OfferExperiment, RolloutEvent, RolloutPlan,
 )
 from offerlab.store.idempotency import already_processed, apply_once, apply_once_blind
-from offerlab.store.transaction import EVENT_RETRIES, run_in_transaction
+from offerlab.store.transaction import CALLABLE, EVENT_HANDLER, run_in_transaction
 
 T = TypeVar("T")
 
@@ -243,8 +243,7 @@ class FirestoreStore(FirestoreUnitOfWork):
         self.messages = Messages()
 
     def transaction(self, body: Callable[[FirestoreUnitOfWork], T], *, event_handler: bool = False) -> T:
-        return run_in_transaction(lambda t: body(FirestoreUnitOfWork(t)),
-                                  retries=EVENT_RETRIES if event_handler else 0)
+        return run_in_transaction(lambda t: body(FirestoreUnitOfWork(t)), EVENT_HANDLER if event_handler else CALLABLE)
 
     def apply_once(self, scope: str, key: str, effect: Callable[[FirestoreUnitOfWork], None]) -> bool:
         return apply_once(scope, key, lambda t: effect(FirestoreUnitOfWork(t)))

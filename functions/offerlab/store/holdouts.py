@@ -79,9 +79,6 @@ def record_assignment(assignment: HoldoutAssignment) -> bool:
         return False
 
 
-def get_assignment(cohort_id: str, user_id: str) -> HoldoutAssignment | None:
-    snap = db().collection(C.HOLDOUT_ASSIGNMENTS).document(assignment_id(cohort_id, user_id)).get()
-    return HoldoutAssignment.from_firestore(snap.to_dict()) if snap.exists else None
 
 
 def _count(query: Any) -> int:
@@ -118,15 +115,6 @@ def contamination_ref(scope_id: str, user_id: str):
     return db().collection(C.HOLDOUT_CONTAMINATIONS).document(f"{scope_id}_{user_id}")
 
 
-def create_contaminations_once(transaction: Any, records: list[tuple[str, HoldoutContamination]]) -> int:
-    """Inside ``transaction``: create each ``(scope_id, record)`` that does not exist yet; the first
-    contamination of a user is the one kept. Reads first, then writes (a Firestore transaction rule).
-    Returns how many were created."""
-    refs = [(contamination_ref(scope_id, record.user_id), record) for scope_id, record in records]
-    missing = [(ref, record) for ref, record in refs if not ref.get(transaction=transaction).exists]
-    for ref, record in missing:
-        transaction.create(ref, record.to_firestore())
-    return len(missing)
 
 
 def count_contaminations(cohort_id: str) -> int:

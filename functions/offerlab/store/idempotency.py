@@ -16,7 +16,7 @@ from typing import Any, Callable
 from offerlab.domain.errors import Aborted
 from offerlab.store import collections as C
 from offerlab.store.client import db
-from offerlab.store.transaction import EVENT_RETRIES, run_in_transaction
+from offerlab.store.transaction import EVENT_HANDLER, run_in_transaction
 
 
 def marker_id(scope: str, event_id: str) -> str:
@@ -86,7 +86,7 @@ def apply_once(scope: str, event_id: str, effect: Callable[[Any], Any]) -> bool:
             raise Aborted("Another delivery of this event is still being processed.")
         time.sleep(CLAIM_POLL_SECONDS)
     try:
-        return run_in_transaction(body, retries=EVENT_RETRIES)
+        return run_in_transaction(body, EVENT_HANDLER)
     finally:
         _release_claim(claim)
 

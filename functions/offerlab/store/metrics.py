@@ -6,7 +6,7 @@ from typing import Any
 from offerlab.store import collections as C
 from offerlab.store.client import db
 from offerlab.domain.metrics import TotalsDelta, normalized_totals
-from offerlab.store.documents import FraudScore, UserMetricTotals
+from offerlab.store.documents import FraudScore
 
 
 def totals_ref(experiment_id: str, user_id: str):
@@ -42,12 +42,6 @@ def find_totals(experiment_id: str, user_id: str, transaction: Any = None) -> di
     return normalized_totals(snap.to_dict()) if snap.exists else None
 
 
-def totals_of_experiment(experiment_id: str) -> list[UserMetricTotals]:
-    """Every user's totals of one experiment (the analytics engineer aggregates them per arm)."""
-    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 - lazy (cold start)
-
-    query = db().collection(C.USER_METRIC_TOTALS).where(filter=FieldFilter("experimentId", "==", experiment_id))
-    return [UserMetricTotals.from_firestore(s.to_dict()) for s in query.stream()]
 
 
 def fraud_ref(user_id: str):

@@ -59,12 +59,6 @@ def ensure_topic(topic: str) -> str:
     return path
 
 
-def publish_json(topic: str, data: dict[str, Any], **attributes: str) -> str:
-    """Publish ``data`` as compact UTF-8 JSON with string ``attributes``; returns the message id."""
-    path = ensure_topic(topic)
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    future = publisher().publish(path, body, **{k: str(v) for k, v in attributes.items()})
-    return future.result(timeout=PUBLISH_TIMEOUT_S)
 
 
 def publish_many(topic: str, messages: list[dict[str, Any]], **attributes: str) -> list[str]:

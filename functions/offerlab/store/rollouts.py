@@ -17,7 +17,6 @@ def find_plan(experiment_id: str, transaction: Any = None) -> RolloutPlan | None
     return RolloutPlan.from_firestore(snap.to_dict()) if snap.exists else None
 
 
-# --- Added by the rollout controller (issue 7; docs/rollout.md) -----------------------------------------
 
 
 def rollout_event_ref(experiment_id: str, plan_version: int):

@@ -1,4 +1,5 @@
-"""One use case, one transaction: contention is retried here, and what is left becomes ``Aborted``.
+"""One use case, one transaction, and the ONE contention policy: what is retried, how often, and when a
+caller sees ``Aborted`` instead.
 
 The client library (``google.cloud.firestore.transactional``) retries only a commit that fails with
 ABORTED. Under contention Firestore may also abort a transaction at one of its *reads* (the emulator
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 from offerlab.domain.errors import Aborted
@@ -23,7 +25,25 @@ from offerlab.store.client import db
 T = TypeVar("T")
 
 _CONTENTION = ("Aborted", "Conflict", "TooManyRequests")
-EVENT_RETRIES = 3          # whole-transaction re-runs after the first try, for event handlers
+
+
+@dataclass(frozen=True)
+class ContentionPolicy:
+    """How hard one use case tries before it reports contention (ABORTED: safe to retry, API.md §9).
+
+    ``commit_attempts``: the client library's own retries of a commit that failed with ABORTED.
+    ``reruns``: re-runs of the whole transaction after contention anywhere (a read aborted on a lock
+    timeout included), with full-jitter backoff between them. At most ``commit_attempts × (reruns + 1)``
+    commits are tried; nothing above this layer retries again (the ledger and apply_once use this policy).
+    """
+
+    commit_attempts: int
+    reruns: int
+
+
+CALLABLE = ContentionPolicy(commit_attempts=5, reruns=0)        # ≤ 5 commits, then ABORTED to the caller
+EVENT_HANDLER = ContentionPolicy(commit_attempts=5, reruns=3)   # ≤ 20 commits, then the delivery is retried
+EVENT_RETRIES = EVENT_HANDLER.reruns
 BACKOFF_BASE_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 1.0
 
@@ -37,16 +57,17 @@ def _is_contention(err: Exception) -> bool:
     return isinstance(err, ValueError) and "attempts" in str(err)
 
 
-def run_in_transaction(body: Callable[[Any], T], max_attempts: int = 5, retries: int = 0) -> T:
-    """Run ``body(transaction)`` in a Firestore transaction (reads first, then writes).
+def run_in_transaction(body: Callable[[Any], T], policy: ContentionPolicy = CALLABLE) -> T:
+    """Run ``body(transaction)`` in a Firestore transaction (reads first, then writes), under ``policy``.
 
     A body that raises writes nothing: the transaction is rolled back. ``body`` may run more than once
     (contention), so it must not keep state across runs except what it resets itself.
     """
     from google.cloud import firestore  # noqa: PLC0415
 
+    retries = policy.reruns
     for attempt in range(retries + 1):
-        transaction = db().transaction(max_attempts=max_attempts)
+        transaction = db().transaction(max_attempts=policy.commit_attempts)
         try:
             return firestore.transactional(body)(transaction)
         except Exception as err:  # noqa: BLE001 - re-raised unless it is contention
