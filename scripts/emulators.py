@@ -199,13 +199,22 @@ def run(args: list[str]) -> int:
         command = [*cli, "emulators:exec", "--only", ONLY, shlex.join(args)]
         if os.environ.get("OFFERLAB_EXPORT_DIR"):  # `make emulator-data`: keep the state the command left
             command[-1:-1] = ["--export-on-exit", os.environ["OFFERLAB_EXPORT_DIR"]]
-    from storage_emulator import start as start_storage  # noqa: PLC0415
+    from storage_emulator import export as export_storage, start as start_storage  # noqa: PLC0415
 
     storage_host, storage_port = env["STORAGE_EMULATOR_HOST"][len("http://"):].rsplit(":", 1)
-    storage = start_storage(storage_host, int(storage_port))
+    serving = args and args[0] == "serve"
+    recorded_key = ROOT / "emulator-data/ledger-verifier.vkey"
+    if serving and recorded_key.exists():  # checkpoints of emulator-data were signed by the recorder's key
+        env["OFFERLAB_LEDGER_PREVIOUS_VERIFIER_KEYS"] = recorded_key.read_text().strip()
+    storage = start_storage(storage_host, int(storage_port), ROOT / "emulator-data/storage_export" if serving else None)
     proc = subprocess.Popen(command, env=env, start_new_session=True)
     try:
-        return proc.wait()
+        code = proc.wait()
+        if os.environ.get("OFFERLAB_EXPORT_DIR") and not serving:  # `make emulator-data`: the checkpoints too
+            export_dir = Path(os.environ["OFFERLAB_EXPORT_DIR"])
+            export_storage(storage_host, int(storage_port), export_dir / "storage_export")
+            (export_dir / "ledger-verifier.vkey").write_text(env["OFFERLAB_LEDGER_VERIFIER_KEY"] + "\n")
+        return code
     except KeyboardInterrupt:
         return 130
     finally:

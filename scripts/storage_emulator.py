@@ -11,13 +11,19 @@ object with 412, as Cloud Storage does. storage.rules (client access) is therefo
 locally; the functions write through the service account, which rules do not govern anyway.
 
     python scripts/storage_emulator.py PORT      run it in the foreground (scripts/emulators.py starts it)
+
+Its objects live in memory. ``make emulator-data`` saves them with ``export`` into
+emulator-data/storage_export/<bucket>/<object> (beside Firestore's export), and ``make serve`` loads them
+back (``start(..., data=...)``), so the published checkpoints match the imported ledger.
 """
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -33,10 +39,12 @@ def binary() -> Path:
     return path
 
 
-def start(host: str, port: int) -> subprocess.Popen:
-    """Start it (in-memory, plain HTTP) and wait until it answers; the caller stops it."""
+def start(host: str, port: int, data: Path | None = None) -> subprocess.Popen:
+    """Start it (in-memory, plain HTTP; objects loaded from ``data`` when it exists) and wait until it
+    answers; the caller stops it."""
+    extra = ["-data", str(data)] if data is not None and data.is_dir() else []
     proc = subprocess.Popen([str(binary()), "-scheme", "http", "-host", host, "-port", str(port),
-                             "-backend", "memory", "-log-level", "warn", "-public-host", f"{host}:{port}"],
+                             "-backend", "memory", "-log-level", "warn", "-public-host", f"{host}:{port}", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -49,6 +57,29 @@ def start(host: str, port: int) -> subprocess.Popen:
             time.sleep(0.2)
     proc.kill()
     sys.exit("the Storage emulator did not answer within 30 s")
+
+
+def export(host: str, port: int, dest: Path) -> int:
+    """Save every object of every bucket under ``dest/<bucket>/<object name>``; how many were saved."""
+    base = f"http://{host}:{port}"
+    saved = 0
+    buckets = json.load(urllib.request.urlopen(f"{base}/storage/v1/b", timeout=30)).get("items") or []
+    for bucket in buckets:
+        token = ""
+        while True:
+            query = urllib.parse.urlencode({"pageToken": token} if token else {})
+            listing = json.load(urllib.request.urlopen(f"{base}/storage/v1/b/{bucket['name']}/o?{query}", timeout=30))
+            for item in listing.get("items") or []:
+                name = urllib.parse.quote(item["name"], safe="")
+                body = urllib.request.urlopen(f"{base}/storage/v1/b/{bucket['name']}/o/{name}?alt=media", timeout=30).read()
+                target = dest / bucket["name"] / item["name"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(body)
+                saved += 1
+            token = listing.get("nextPageToken") or ""
+            if not token:
+                break
+    return saved
 
 
 if __name__ == "__main__":
