@@ -148,6 +148,18 @@ class OfferlabClient:
     def get_ledger_statistics(self) -> dict:
         return self._send("get_ledger_statistics")
 
+    # Checkpoints and proofs (API.md §12; docs/ledger.md §11). Hashes are base64 (RFC 9162 §2.1).
+    def get_checkpoint(self, experiment_id: str) -> dict:
+        """``{checkpoint (signed note), treeSize, rootHash, origin, verifierKey}``."""
+        return self._send("get_checkpoint", experiment_id=experiment_id)
+
+    def get_inclusion_proof(self, experiment_id: str, sequence: int, tree_size: int | None = None) -> dict:
+        """``{leafIndex, treeSize, leafHash, proof[], checkpoint}`` (tree size default: the latest checkpoint's)."""
+        return self._send("get_inclusion_proof", experiment_id=experiment_id, sequence=sequence, tree_size=tree_size)
+
+    def get_consistency_proof(self, experiment_id: str, from_size: int, to_size: int) -> dict:
+        return self._send("get_consistency_proof", experiment_id=experiment_id, from_size=from_size, to_size=to_size)
+
     # Rollouts (issue 7; docs/rollout.md). Each change returns the plan plus ``stage`` (the coverage, percent).
     def start_rollout(self, experiment_id: str) -> dict:
         """Resume a PAUSED rollout (starting the experiment starts its rollout at the first stage)."""

@@ -1,4 +1,5 @@
-"""Start the Firebase Emulator Suite (functions, firestore, pubsub, auth) through firebase-tools.
+"""Start the Firebase Emulator Suite (functions, firestore, pubsub, auth) through firebase-tools, and the
+Storage emulator beside it (scripts/storage_emulator.py).
 
 Usage:
     python scripts/emulators.py exec CMD...   run CMD while the suite is up, then stop everything
@@ -18,6 +19,11 @@ Why this file exists (see ../shared/notes/emulators.md for the checked facts):
   its requests reach the other): scripts/patch_functions_emulator.py is applied before every start.
 * firebase-tools leaves its Python workers running after ``emulators:exec``: the suite runs in its own
   process group (session) and the whole group is killed afterwards, so nothing is left behind.
+* Storage (published ledger checkpoints): firebase-tools' own Storage emulator needs a rules-runtime jar
+  it downloads (impossible offline) and ignores ``ifGenerationMatch``; scripts/storage_emulator.py runs
+  fake-gcs-server instead, on firebase.json's ``emulators.storage`` port, so "storage" is not in ONLY.
+* The ledger's signing key for the emulators is generated on first start (.cache/ledger/, git-ignored;
+  scripts/ledger_key.py) and handed to the functions as OFFERLAB_LEDGER_SIGNING_KEY_FILE.
 """
 from __future__ import annotations
 
@@ -129,7 +135,13 @@ def suite_env() -> dict[str, str]:
     def addr(name: str) -> str:
         return f"{config[name]['host']}:{config[name]['port']}"
 
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from ledger_key import ensure, verifier_key  # noqa: PLC0415
+
     env.update(
+        STORAGE_EMULATOR_HOST=f"http://{addr('storage')}",
+        OFFERLAB_LEDGER_SIGNING_KEY_FILE=str(ensure(CACHE)),
+        OFFERLAB_LEDGER_VERIFIER_KEY=verifier_key(CACHE),
         FIRESTORE_EMULATOR_HOST=addr("firestore"),
         PUBSUB_EMULATOR_HOST=addr("pubsub"),
         FIREBASE_AUTH_EMULATOR_HOST=addr("auth"),
@@ -187,20 +199,38 @@ def run(args: list[str]) -> int:
         command = [*cli, "emulators:exec", "--only", ONLY, shlex.join(args)]
         if os.environ.get("OFFERLAB_EXPORT_DIR"):  # `make emulator-data`: keep the state the command left
             command[-1:-1] = ["--export-on-exit", os.environ["OFFERLAB_EXPORT_DIR"]]
+    from storage_emulator import export as export_storage, start as start_storage  # noqa: PLC0415
+
+    storage_host, storage_port = env["STORAGE_EMULATOR_HOST"][len("http://"):].rsplit(":", 1)
+    serving = args and args[0] == "serve"
+    recorded_key = ROOT / "emulator-data/ledger-verifier.vkey"
+    if serving and recorded_key.exists():  # checkpoints of emulator-data were signed by the recorder's key
+        env["OFFERLAB_LEDGER_PREVIOUS_VERIFIER_KEYS"] = recorded_key.read_text().strip()
+    storage = start_storage(storage_host, int(storage_port), ROOT / "emulator-data/storage_export" if serving else None)
     proc = subprocess.Popen(command, env=env, start_new_session=True)
     try:
-        return proc.wait()
+        code = proc.wait()
+        if os.environ.get("OFFERLAB_EXPORT_DIR") and not serving:  # `make emulator-data`: the checkpoints too
+            export_dir = Path(os.environ["OFFERLAB_EXPORT_DIR"])
+            export_storage(storage_host, int(storage_port), export_dir / "storage_export")
+            (export_dir / "ledger-verifier.vkey").write_text(env["OFFERLAB_LEDGER_VERIFIER_KEY"] + "\n")
+        return code
     except KeyboardInterrupt:
         return 130
     finally:
         _kill_group(proc)
+        storage.terminate()
+        try:
+            storage.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            storage.kill()
 
 
 if __name__ == "__main__":
     action = sys.argv[1] if len(sys.argv) > 1 else ""
     if action == "env":  # print the exports, for a shell that wants to reach a running suite
         for key in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST",
-                    "GCLOUD_PROJECT", "OFFERLAB_FUNCTIONS_URL"):
+                    "STORAGE_EMULATOR_HOST", "GCLOUD_PROJECT", "OFFERLAB_FUNCTIONS_URL"):
             print(f"export {key}={shlex.quote(suite_env()[key])}")
         sys.exit(0)
     if action == "serve":

@@ -17,7 +17,10 @@ from offerlab.ledger.drafts import SourceEvent, SourceKind
 from offerlab.ledger.values import rfc3339
 from offerlab.service import ledger as svc
 from offerlab.store import collections as C
-from offerlab.store import ledger as repo
+from tests.integration.ledger_support import emulator_ledger
+
+L = emulator_ledger()
+repo = L.repo
 
 TIMEOUT = 60.0
 
@@ -89,7 +92,7 @@ def test_a_lifecycle_event_is_appended_to_its_experiments_chain(firestore_db):
     assert entry["payload"]["occurredAt"].endswith("Z") and len(entry["recordedAt"]) == len("2026-01-01T00:00:00.000000Z")
     head = repo.read_head(experiment_id)
     assert head["lastSequence"] == 1 and head["count"] == 1 and head["headHash"] == entry["hash"]
-    assert svc.verify_ledger(experiment_id)["valid"] is True
+    assert svc.verify_ledger(L, experiment_id)["valid"] is True
 
 
 def test_rollout_events_analyses_and_spillover_violations_are_appended(firestore_db):
@@ -120,7 +123,7 @@ def test_rollout_events_analyses_and_spillover_violations_are_appended(firestore
     time.sleep(2)
     assert len(_entries(f"cohort:{cohort_b}")) == 1
     for chain in (experiment_id, f"cohort:{cohort_a}", f"cohort:{cohort_b}"):
-        assert svc.verify_ledger(chain)["valid"] is True
+        assert svc.verify_ledger(L, chain)["valid"] is True
 
 
 def test_a_redelivered_event_adds_no_entry(firestore_db):
@@ -129,9 +132,9 @@ def test_a_redelivered_event_adds_no_entry(firestore_db):
                          after={"experimentId": chain, "eventType": "EXPERIMENT_SUBMITTED", "actor": "pm@company.com"},
                          recorded_at=rfc3339(_now()))
     key = f"EXPERIMENT_EVENT|{C.EXPERIMENT_EVENTS}/{chain}_1|2026-11-25T10:00:00.000001Z"
-    assert svc.record_source_event(source, key) == [chain]
+    assert svc.record_source_event(L, source, key) == [chain]
     for _ in range(3):  # three more deliveries of the same event, one with a later recordedAt
-        svc.record_source_event(SourceEvent(**{**source.__dict__, "recorded_at": rfc3339(_now())}), key)
+        svc.record_source_event(L, SourceEvent(**{**source.__dict__, "recorded_at": rfc3339(_now())}), key)
     assert [e["sequence"] for e in _entries(chain)] == [1]
     assert repo.read_head(chain)["count"] == 1 and repo.count_pending(chain) == 0
 
@@ -148,7 +151,7 @@ def test_fifty_concurrent_events_yield_fifty_entries_and_a_valid_chain(firestore
     assert sorted(e["sourceDocument"] for e in entries) == sorted(
         f"{C.EXPERIMENT_EVENTS}/{experiment_id}_{v}" for v in range(1, 51))
     assert head["headHash"] == entries[-1]["hash"] and repo.count_pending(experiment_id) == 0
-    result = svc.verify_ledger(experiment_id)
+    result = svc.verify_ledger(L, experiment_id)
     assert result["valid"] is True and result["entriesChecked"] == 50 and result["errors"] == []
 
 
@@ -176,7 +179,7 @@ def test_authorised_changes_are_entries_and_a_hand_edit_raises_an_alert(firestor
     assert after["version"] == 2 and after["offerConfig"] == {"newPrice": 9.99} and set(after) == set(_experiment_doc(experiment_id))
     time.sleep(2)
     assert len(_entries(experiment_id)) == 3
-    assert svc.verify_ledger(experiment_id)["valid"] is True
+    assert svc.verify_ledger(L, experiment_id)["valid"] is True
 
 
 def test_cohort_changes_go_to_the_cohort_chain_and_a_deletion_is_unauthorised(firestore_db):
@@ -198,10 +201,9 @@ def test_the_sweep_seals_what_was_left_pending(firestore_db):
     source = SourceEvent(kind=SourceKind.EXPERIMENT_EVENT, document=f"{C.EXPERIMENT_EVENTS}/{chain}_1", before=None,
                          after={"experimentId": chain, "eventType": "X", "actor": "a"}, recorded_at=rfc3339(_now()))
     from offerlab.ledger.drafts import drafts_for
-    from offerlab.store.transaction import run_in_transaction
 
     [draft] = drafts_for(source)
-    run_in_transaction(lambda t: repo.record_pending(t, chain, "left-pending", draft.entry, None))
+    assert repo.record_once("ledger-test", f"left-pending|{chain}", [(chain, "left-pending", draft.entry, None)])
     assert repo.count_pending(chain) == 1 and repo.read_head(chain) is None
-    wait_for(lambda: svc.sweep()["chains"] >= 0 and repo.count_pending(chain) == 0, timeout=30)
+    wait_for(lambda: svc.sweep(L)["chains"] >= 0 and repo.count_pending(chain) == 0, timeout=30)
     assert [e["sequence"] for e in _entries(chain)] == [1]

@@ -56,6 +56,8 @@ SKELETONS: dict[str, dict] = {
     "get_holdout_health": {"cohortId": UNKNOWN},
     "get_audit_trail": {"experimentId": UNKNOWN, "afterSequence": 0, "limit": 10},
     "verify_ledger": _REF, "get_audit_report": _REF, "get_ledger_statistics": {},
+    "get_checkpoint": _REF, "get_inclusion_proof": {"experimentId": UNKNOWN, "sequence": 1},
+    "get_consistency_proof": {"experimentId": UNKNOWN, "fromSize": 1, "toSize": 2},
     "get_offer": {"userId": "u1", "experimentId": UNKNOWN},
     "create_rollout_plan": {"experimentId": UNKNOWN, "stages": [1, 5, 50], "autoProgress": False,
                             "pauseOnViolation": True, "rollbackOnFailure": True},

@@ -50,6 +50,7 @@ ALLOWED: dict[str, set[str]] = {
     # reports and statistics also for experimenters
     "get_audit_trail": {ANA, APPR}, "verify_ledger": {ANA, APPR},
     "get_audit_report": {ANA, APPR, EXP}, "get_ledger_statistics": {ANA, APPR, EXP},
+    "get_checkpoint": {ANA, APPR}, "get_inclusion_proof": {ANA, APPR}, "get_consistency_proof": {ANA, APPR},
 }
 
 _TOKENS = {

@@ -96,10 +96,10 @@ def test_export_refuses_ids_firestore_cannot_address(bad_id):
     assert status == 400 and json.loads(body)["error"]["details"]["fields"][0]["path"] == "experimentId"
 
 
-def test_report_sections_from_entries_as_the_lifecycle_service_writes_them(monkeypatch):
+def test_report_sections_from_entries_as_the_lifecycle_service_writes_them():
     """Entries shaped like service/experiments.py's events: approvals of several approvers, a guardrail
-    pause, a coverage change; built without Firestore (the store and verification are replaced)."""
-    from offerlab.service import audit_report
+    pause, a coverage change (the pure derivation the report and the offline verifier share)."""
+    from offerlab.ledger.report import history_sections
 
     def entry(seq, event_type, actor, inner, kind="EXPERIMENT_EVENT", **payload):
         return {"sequence": seq, "eventType": event_type, "actor": actor, "sourceKind": kind,
@@ -115,14 +115,11 @@ def test_report_sections_from_entries_as_the_lifecycle_service_writes_them(monke
               fromStatus="RUNNING", toStatus="PAUSED"),
         entry(4, "EXPERIMENT_COVERAGE_CHANGED", "system:rollout", {"fromCoverage": 1, "toCoverage": 5, "reason": "auto"}),
     ]
-    monkeypatch.setattr(audit_report.ledger_service, "verify_ledger", lambda chain: {"valid": True, "headHash": "h"})
-    monkeypatch.setattr(audit_report.repo, "read_entries", lambda chain, after, limit: entries if after == 0 else [])
-    monkeypatch.setattr(audit_report.repo, "read_experiment", lambda chain: None)
-    monkeypatch.setattr(audit_report.repo, "alerts_of_chain", lambda chain: [])
-    report = audit_report.build_report("exp-1")
+    report = history_sections(entries)
     assert [a["approver"] for a in report["approvals"]] == ["ceo@company.com", "cfo@company.com"]
     [guardrail] = report["guardrailActions"]
     assert guardrail["actionTaken"] == "PAUSE" and guardrail["violations"] == [{"kpiName": "Refund Rate"}]
     [stage] = report["rolloutStages"]
     assert (stage["fromStage"], stage["toStage"]) == (1, 5)
-    assert [t["sequence"] for t in report["timeline"]] == [1, 2, 3, 4] and report["ledger"]["entries"] == 4
+    assert [t["sequence"] for t in report["timeline"]] == [1, 2, 3, 4]
+    assert [t["leafIndex"] for t in report["timeline"]] == [0, 1, 2, 3]

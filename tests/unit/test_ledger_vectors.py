@@ -11,6 +11,7 @@ from the *reference* RFC 8785 encoder and hashlib alone, and that verification n
 """
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -23,7 +24,7 @@ import rfc8785
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "functions")]
 
-from offerlab.ledger.chain import GENESIS_HASH, entry_doc_id, entry_hash, seal, verify_chain  # noqa: E402
+from offerlab.ledger.chain import GENESIS_HASH, canonical_entry, entry_doc_id, seal, verify_chain  # noqa: E402
 
 VECTORS = Path(__file__).resolve().parent / "data" / "ledger-vectors.json"
 CHAIN = "exp-golden-0001"
@@ -63,25 +64,49 @@ def _head(entries: list[dict]) -> dict:
     return {"lastSequence": entries[-1]["sequence"], "headHash": entries[-1]["hash"], "count": len(entries)}
 
 
+def _rehash(data: dict) -> None:
+    """What a forger with database access does after editing an entry: re-encode and re-hash it."""
+    data["canonical"] = canonical_entry(data).decode()
+    data["hash"] = hashlib.sha256((data["prevHash"] + data["canonical"]).encode()).hexdigest()
+
+
+def _mth(leaves: list[bytes]) -> bytes:
+    """RFC 9162 §2.1.1 MTH, written out recursively here so the vectors do not depend on merkle.py."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return hashlib.sha256(b"\x00" + leaves[0]).digest()
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return hashlib.sha256(b"\x01" + _mth(leaves[:k]) + _mth(leaves[k:])).digest()
+
+
 def build_vectors() -> dict:
     valid = seal(CHAIN, _drafts(), 0, GENESIS_HASH)
     head = _head(valid)
     docs = _as_docs(valid)
+    root = base64.b64encode(_mth([e["canonical"].encode() for e in valid])).decode()
 
-    def variant(name, description, docs_, head_, first_bad, codes):
+    def variant(name, description, docs_, head_, first_bad, codes, checkpoints=()):
         return {"name": name, "description": description, "entries": docs_, "head": head_,
+                "checkpoints": [list(c) for c in checkpoints],
                 "expect": {"valid": False, "firstBadSequence": first_bad, "codes": codes}}
 
     tampered = []
     d = copy.deepcopy(docs)
     d[2]["data"]["payload"]["payload"]["comment"] = "ok"
-    tampered.append(variant("modified-payload", "entry 3's payload edited, hash left as it was", d, head, 3, ["HASH_MISMATCH"]))
+    tampered.append(variant("modified-payload", "entry 3's payload field edited, its canonical bytes and hash left as "
+                            "they were", d, head, 3, ["FIELDS_MISMATCH"]))
+
+    d = copy.deepcopy(docs)
+    d[2]["data"]["canonical"] = d[2]["data"]["canonical"].replace('"comment":"ok ', '"comment":"OK ')
+    tampered.append(variant("modified-bytes", "entry 3's canonical bytes edited, fields and hash left as they were",
+                            d, head, 3, ["FIELDS_MISMATCH", "HASH_MISMATCH"]))
 
     d = copy.deepcopy(docs)
     d[2]["data"]["actor"] = "cfo@company.com"
-    d[2]["data"]["hash"] = entry_hash(d[2]["data"])
-    tampered.append(variant("modified-payload-rehashed", "entry 3 edited and re-hashed: entry 4 no longer links to it",
-                            d, head, 4, ["PREV_HASH_MISMATCH"]))
+    _rehash(d[2]["data"])
+    tampered.append(variant("modified-payload-rehashed", "entry 3 edited, re-encoded and re-hashed: entry 4 no longer "
+                            "links to it", d, head, 4, ["PREV_HASH_MISMATCH"]))
 
     d = copy.deepcopy(docs)
     d[2]["data"]["hash"] = hashlib.sha256(b"forged").hexdigest()
@@ -106,7 +131,7 @@ def build_vectors() -> dict:
         shifted.append({"id": entry_doc_id(CHAIN, data["sequence"]), "data": data})
     d = d[:2] + [{"id": entry_doc_id(CHAIN, 3), "data": forged}] + shifted
     tampered.append(variant("inserted-entry-middle", "a forged entry 3 linked to entry 2; the rest renumbered",
-                            d, head, 4, ["PREV_HASH_MISMATCH", "HASH_MISMATCH", "BEYOND_HEAD"]))
+                            d, head, 4, ["PREV_HASH_MISMATCH", "FIELDS_MISMATCH", "BEYOND_HEAD"]))
 
     d = copy.deepcopy(docs)
     d.append({"id": entry_doc_id(CHAIN, 3) + "-copy", "data": copy.deepcopy(docs[2]["data"])})
@@ -123,20 +148,33 @@ def build_vectors() -> dict:
     a["sequence"], b["sequence"] = 4, 3
     d[2]["data"], d[3]["data"] = b, a
     tampered.append(variant("reordered-renumbered", "entries 3 and 4 swapped and renumbered to fit their ids", d, head, 3,
-                            ["PREV_HASH_MISMATCH", "HASH_MISMATCH"]))
+                            ["PREV_HASH_MISMATCH", "FIELDS_MISMATCH"]))
 
     d = copy.deepcopy(docs)[:4]
     tampered.append(variant("truncated-tail", "entries 5 and 6 deleted; the head still records 6", d, head, 5, ["TRUNCATED"]))
 
     tampered.append(variant("head-missing", "the chain's head record deleted", copy.deepcopy(docs), None, 1, ["HEAD_MISSING"]))
 
+    forged_drafts = copy.deepcopy(valid)
+    forged_drafts[2]["actor"] = "cfo@company.com"
+    forged = seal(CHAIN, forged_drafts, 0, GENESIS_HASH)
+    tampered.append(variant("consistent-rewrite", "entry 3 edited and every entry after it re-sealed, head included: "
+                            "self-consistent, caught only by the checkpoint published at size 6",
+                            _as_docs(forged), _head(forged), 1, ["CONSISTENT_REWRITE"], [(6, root)]))
+
+    tampered.append(variant("truncated-head-rewritten", "entries 5 and 6 deleted and the head rewritten to match: "
+                            "caught by the checkpoint published at size 6", copy.deepcopy(docs)[:4], _head(valid[:4]),
+                            5, ["BEHIND_CHECKPOINT"], [(6, root)]))
+
     return {
-        "description": "offerlab ledger golden vectors (docs/ledger.md). hash = SHA-256(ASCII(prevHash) || "
-                       "RFC8785(entry without 'hash')), hex; genesis prevHash = 64 zeros.",
+        "description": "offerlab ledger golden vectors (docs/ledger.md). canonical = RFC8785(entry without 'hash' and "
+                       "'canonical'); hash = SHA-256(ASCII(prevHash) || UTF-8(canonical)), hex; genesis prevHash = 64 "
+                       "zeros; Merkle leaf = UTF-8(canonical), RFC 9162 tree; checkpoints = [tree size, base64 root].",
         "chainId": CHAIN,
         "genesisHash": GENESIS_HASH,
-        "valid": {"entries": docs, "head": head,
-                  "canonical": [rfc8785.dumps({k: v for k, v in e.items() if k != "hash"}).decode() for e in valid]},
+        "valid": {"entries": docs, "head": head, "rootHash": root,
+                  "canonical": [rfc8785.dumps({k: v for k, v in e.items() if k not in ("hash", "canonical")}).decode()
+                                for e in valid]},
         "tampered": tampered,
     }
 
@@ -158,27 +196,32 @@ def test_valid_chain_hashes_follow_from_the_reference_encoder_alone():
     prev = vectors["genesisHash"]
     for doc, canonical in zip(vectors["valid"]["entries"], vectors["valid"]["canonical"]):
         data = doc["data"]
-        body = {k: v for k, v in data.items() if k != "hash"}
-        assert rfc8785.dumps(body).decode() == canonical
+        body = {k: v for k, v in data.items() if k not in ("hash", "canonical")}
+        assert rfc8785.dumps(body).decode() == canonical == data["canonical"]
         assert data["prevHash"] == prev
         assert hashlib.sha256(prev.encode() + rfc8785.dumps(body)).hexdigest() == data["hash"]
         prev = data["hash"]
     assert vectors["valid"]["head"]["headHash"] == prev
+    leaves = [c.encode() for c in vectors["valid"]["canonical"]]
+    assert base64.b64encode(_mth(leaves)).decode() == vectors["valid"]["rootHash"]
 
 
 def test_the_valid_chain_verifies():
     vectors = _load()
+    root = base64.b64decode(vectors["valid"]["rootHash"])
     result = verify_chain(vectors["chainId"], [(d["id"], d["data"]) for d in vectors["valid"]["entries"]],
-                          vectors["valid"]["head"])
+                          vectors["valid"]["head"], [(6, root)])
     assert result.valid and result.errors == [] and result.entries_checked == 6
     assert result.head_hash == vectors["valid"]["head"]["headHash"]
+    assert result.root_hash == vectors["valid"]["rootHash"] and result.tree_size == 6
 
 
 @pytest.mark.parametrize("name", [v["name"] for v in build_vectors()["tampered"]])
 def test_each_tampering_is_detected_at_the_expected_sequence(name):
     vectors = _load()
     case = next(v for v in vectors["tampered"] if v["name"] == name)
-    result = verify_chain(vectors["chainId"], [(d["id"], d["data"]) for d in case["entries"]], case["head"])
+    checkpoints = [(size, base64.b64decode(root)) for size, root in case["checkpoints"]]
+    result = verify_chain(vectors["chainId"], [(d["id"], d["data"]) for d in case["entries"]], case["head"], checkpoints)
     assert result.valid is case["expect"]["valid"]
     assert result.first_bad_sequence == case["expect"]["firstBadSequence"]
     assert {e.code for e in result.errors} == set(case["expect"]["codes"])

@@ -1,11 +1,11 @@
-"""Request models of the ledger callables and the HTTP export (API.md §3 "Ledger and reports", §4)."""
+"""Request models of the ledger callables and the HTTP export (API.md §3 "Ledger and reports", §4, §12)."""
 from __future__ import annotations
 
 import json
 import logging
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from offerlab.api.auth import caller_from_token, require_role
 from offerlab.domain.actors import Role
@@ -22,6 +22,7 @@ REPORT_READERS = (Role.ANALYST, Role.APPROVER, Role.EXPERIMENTER)
 EXPORT_READERS = (Role.ANALYST, Role.APPROVER)  # API.md §4: analyst, approver or admin
 STATISTICS_READERS = (Role.ANALYST, Role.APPROVER, Role.EXPERIMENTER)
 MAX_TRAIL_PAGE = 1000
+MAX_TREE_SIZE = 10**12 - 1  # entry ids hold 12 digits (docs/ledger.md §2)
 
 
 def _usable_document_id(value: str) -> str:
@@ -43,6 +44,30 @@ class AuditTrailRequest(ApiModel):
     experiment_id: ChainId
     after_sequence: Annotated[int, Field(ge=0)] = 0
     limit: Annotated[int, Field(ge=1, le=MAX_TRAIL_PAGE)] = MAX_TRAIL_PAGE
+
+
+TreeSize = Annotated[int, Field(ge=1, le=MAX_TREE_SIZE)]
+
+
+class InclusionProofRequest(ApiModel):
+    """API.md §12: entry ``sequence`` (leaf ``sequence − 1``) in the tree of ``treeSize`` leaves
+    (default: the latest checkpoint's)."""
+
+    experiment_id: ChainId
+    sequence: TreeSize
+    tree_size: TreeSize | None = None
+
+
+class ConsistencyProofRequest(ApiModel):
+    experiment_id: ChainId
+    from_size: TreeSize
+    to_size: TreeSize
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ConsistencyProofRequest":
+        if self.from_size > self.to_size:
+            raise ValueError("fromSize must not exceed toSize")
+        return self
 
 
 class ExportRequest(ApiModel):

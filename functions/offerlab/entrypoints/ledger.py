@@ -1,13 +1,18 @@
-"""The ledger's functions (API.md §3 "Ledger and reports", §4; docs/ledger.md).
+"""The ledger's functions (API.md §3 "Ledger and reports", §4, §12; docs/ledger.md).
 
-Callables: get_audit_trail, verify_ledger, get_audit_report, get_ledger_statistics.
-HTTP: export_audit_report. Firestore triggers that append (one per source collection, docs/ledger.md §6).
-Schedule: ledger_sweep seals whatever a contended burst left pending (harmless at any time).
+Callables: get_audit_trail, verify_ledger, get_audit_report, get_ledger_statistics, get_checkpoint,
+get_inclusion_proof, get_consistency_proof. HTTP: export_audit_report. Firestore triggers that append
+(one per source collection, docs/ledger.md §6). Schedule: ledger_sweep seals whatever a contended burst
+left pending and checkpoints every chain that grew (harmless at any time).
+
+This module wires the use cases to their storage: Firestore, Cloud Storage for published checkpoints,
+and the signing key from configuration (``_ledger``).
 """
 from __future__ import annotations
 
 __all__ = [
     "get_audit_trail", "verify_ledger", "get_audit_report", "get_ledger_statistics", "export_audit_report",
+    "get_checkpoint", "get_inclusion_proof", "get_consistency_proof",
     "ledger_on_experiment_event", "ledger_on_rollout_event", "ledger_on_analysis", "ledger_on_spillover_event",
     "ledger_on_experiment_write", "ledger_on_cohort_write", "ledger_sweep",
 ]
@@ -28,6 +33,18 @@ from offerlab.store import collections as C
 
 log = logging.getLogger("offerlab.ledger")
 
+
+def _ledger():
+    """The use cases' dependencies: Firestore, Cloud Storage, the key from configuration (lazy: cold start)."""
+    from offerlab.service.ledger import Ledger  # noqa: PLC0415 - keeps main.py's import light
+    from offerlab.store.checkpoints import (  # noqa: PLC0415
+        GcsCheckpointPublisher, previous_verifiers_from_environment, signer_from_environment)
+    from offerlab.store.ledger import FirestoreLedgerRepository  # noqa: PLC0415
+
+    return Ledger(FirestoreLedgerRepository(), GcsCheckpointPublisher(), signer_from_environment(),
+                  previous_verifiers_from_environment())
+
+
 # --- callables --------------------------------------------------------------------------------------------
 
 @https_fn.on_call()
@@ -35,21 +52,44 @@ def get_audit_trail(req: https_fn.CallableRequest) -> dict:
     from offerlab.service import ledger as svc  # noqa: PLC0415 - keeps main.py's import light
 
     return handle(req, m.AuditTrailRequest, lambda caller, p: svc.get_audit_trail(
-        p.experiment_id, p.after_sequence, p.limit), roles=m.AUDITORS)
+        _ledger(), p.experiment_id, p.after_sequence, p.limit), roles=m.AUDITORS)
 
 
 @https_fn.on_call()
 def verify_ledger(req: https_fn.CallableRequest) -> dict:
     from offerlab.service import ledger as svc  # noqa: PLC0415
 
-    return handle(req, m.ChainRef, lambda caller, p: svc.verify_ledger(p.experiment_id), roles=m.AUDITORS)
+    return handle(req, m.ChainRef, lambda caller, p: svc.verify_ledger(_ledger(), p.experiment_id), roles=m.AUDITORS)
+
+
+@https_fn.on_call()
+def get_checkpoint(req: https_fn.CallableRequest) -> dict:
+    from offerlab.service import ledger as svc  # noqa: PLC0415
+
+    return handle(req, m.ChainRef, lambda caller, p: svc.get_checkpoint(_ledger(), p.experiment_id), roles=m.AUDITORS)
+
+
+@https_fn.on_call()
+def get_inclusion_proof(req: https_fn.CallableRequest) -> dict:
+    from offerlab.service import ledger as svc  # noqa: PLC0415
+
+    return handle(req, m.InclusionProofRequest, lambda caller, p: svc.get_inclusion_proof(
+        _ledger(), p.experiment_id, p.sequence, p.tree_size), roles=m.AUDITORS)
+
+
+@https_fn.on_call()
+def get_consistency_proof(req: https_fn.CallableRequest) -> dict:
+    from offerlab.service import ledger as svc  # noqa: PLC0415
+
+    return handle(req, m.ConsistencyProofRequest, lambda caller, p: svc.get_consistency_proof(
+        _ledger(), p.experiment_id, p.from_size, p.to_size), roles=m.AUDITORS)
 
 
 @https_fn.on_call()
 def get_audit_report(req: https_fn.CallableRequest) -> dict:
     from offerlab.service import audit_report  # noqa: PLC0415
 
-    return handle(req, m.ChainRef, lambda caller, p: audit_report.build_report(p.experiment_id),
+    return handle(req, m.ChainRef, lambda caller, p: audit_report.build_report(_ledger(), p.experiment_id),
                   roles=m.REPORT_READERS)
 
 
@@ -57,7 +97,7 @@ def get_audit_report(req: https_fn.CallableRequest) -> dict:
 def get_ledger_statistics(req: https_fn.CallableRequest) -> dict:
     from offerlab.service import ledger as svc  # noqa: PLC0415
 
-    return handle(req, Empty, lambda caller, p: svc.ledger_statistics(), roles=m.STATISTICS_READERS)
+    return handle(req, Empty, lambda caller, p: svc.ledger_statistics(_ledger()), roles=m.STATISTICS_READERS)
 
 
 # --- HTTP export ------------------------------------------------------------------------------------------
@@ -74,7 +114,8 @@ def export_audit_report(req: https_fn.Request) -> https_fn.Response:
         body, status, headers = m.error_response(err.code, err.message, err.details)
         return https_fn.Response(body, status=status, headers=headers)
     body, status, headers = m.export(req.method, req.headers.get("Authorization"), args, auth.verify_id_token,
-                                     audit_report.build_report, audit_report.RENDERERS)
+                                     lambda chain_id: audit_report.build_report(_ledger(), chain_id),
+                                     audit_report.RENDERERS)
     return https_fn.Response(body, status=status, headers=headers)
 
 
@@ -101,7 +142,7 @@ def _append(event: Any, kind: SourceKind, before: Any, after: Any) -> None:
         source = SourceEvent(kind=kind, document=event.document, before=_data(before), after=_data(after),
                              recorded_at=rfc3339(datetime.now(timezone.utc)))
         key = f"{kind.value}|{event.document}|{_stamp(after, event.id)}"
-        svc.record_source_event(source, key)
+        svc.record_source_event(_ledger(), source, key)
     except Exception:
         log.exception("ledger: could not record event %s on %s; dropped", getattr(event, "id", "?"),
                       getattr(event, "document", "?"))
@@ -146,5 +187,5 @@ def ledger_on_cohort_write(event: firestore_fn.Event) -> None:
 def ledger_sweep(event: scheduler_fn.ScheduledEvent) -> None:
     from offerlab.service import ledger as svc  # noqa: PLC0415
 
-    result = svc.sweep()
+    result = svc.sweep(_ledger())
     log.info("ledger_sweep: %s", result)

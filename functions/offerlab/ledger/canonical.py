@@ -32,7 +32,7 @@ escapes (``"`` ``\\`` and U+0000..U+001F, with the short forms \\b \\t \\n \\f \
 case) and leaves everything else literal; lone surrogates cannot be encoded to UTF-8 and are refused.
 
 A regex over the encoder's output instead of the walk (to find ``1.0``, ``1e-05``, long integers) was
-tried and measured slower (docs/ledger.md §3): on the 2-core machine one ``re`` pass over a ledger entry's text
+tried and measured slower: on the 2-core machine one ``re`` pass over a ledger entry's text
 costs more than the walk, and it cannot see member-name types at all, so a walk is needed anyway.
 
 Everything else goes through ``_exact``, a straightforward implementation of RFC 8785.

@@ -1,34 +1,45 @@
-"""The audit report (API.md §3 ``get_audit_report``, §4 ``export_audit_report``), built from the ledger.
+"""The audit report (API.md §3 ``get_audit_report``, §4 ``export_audit_report``, §12), built from the ledger.
 
-Everything in the report that describes history comes from the verified ledger entries, not from the
-mutable documents: the experiment document only supplies the current definition (name, hypothesis,
-approvers) and is itself covered by the ledger's EXPERIMENT_CHANGED entries. The report carries the
-integrity verdict of the chain it was built from, so a reader knows whether to trust it.
+Everything in the report that describes history comes from the verified ledger entries — decoded from
+their hashed bytes — not from the mutable documents: the experiment document only supplies the current
+definition (name, hypothesis, approvers) and is itself covered by the ledger's EXPERIMENT_CHANGED
+entries. The history sections are derived by ``ledger.report.history_sections``, a pure function the
+offline verifier runs again on the report's own entries.
 
-Sections and how entries are classified (docs/ledger.md §9):
+What makes the report checkable without trusting us (docs/ledger.md §12):
 
-* timeline — lifecycle events (sourceKind EXPERIMENT_EVENT) with fromStatus/toStatus;
-* approvals / rejections — lifecycle events whose eventType ends in APPROVED or APPROVAL_RECORDED /
-  REJECTED: who (payload.approver, else the actor), when;
-* guardrailActions — events whose eventType mentions GUARDRAIL, or whose payload carries violations
-  (a guardrail's PAUSE/KILL is an EXPERIMENT_PAUSED/KILLED event with payload.violations);
-* rolloutStages — rollout events (sourceKind ROLLOUT_EVENT) with fromStage/toStage, and lifecycle events
-  that change the coverage (payload.toCoverage);
-* analyses — ANALYSIS_RECORDED entries, with the digest of the stored analysis (snapshotDigest);
-* spilloverViolations, unauthorisedChanges — their entries; integrity — ``verify_ledger``'s result.
+* ``checkpoint`` — the chain's signed checkpoint (a C2SP signed note) at the tree size the report covers,
+  with the log's verifier key: the report is built from exactly the entries 1..treeSize of that tree;
+* ``ledger.leaves`` — every one of those entries as its canonical bytes, hash and ``leafIndex``: anyone
+  can hash them into the checkpoint's root (RFC 9162), i.e. check the inclusion of every entry;
+* every history item carries its entry's ``sequence`` and ``leafIndex``;
+* ``attestation`` — a signed note by the same key over the SHA-256 of the whole report without the
+  attestation (RFC 8785 encoding), so an edit anywhere in an export is caught, including the parts the
+  ledger does not cover (the current experiment document, alerts).
+
+``integrity`` is ``verify_ledger``'s verdict on the whole chain, checkpoint included.
 """
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import io
 import json
+import logging
 from typing import Any, Callable
 
 from offerlab.domain.clock import utcnow
-from offerlab.ledger.drafts import COHORT_CHAIN_PREFIX, UNAUTHORISED_CHANGE, SourceKind
+from offerlab.ledger import note
+from offerlab.ledger.canonical import canonicalize
+from offerlab.ledger.chain import CANONICAL_FIELD, decode_entry
+from offerlab.ledger.drafts import COHORT_CHAIN_PREFIX
+from offerlab.ledger.report import attestation_text, history_sections, hypothesis_of
 from offerlab.ledger.values import rfc3339, to_ledger_value
 from offerlab.service import ledger as ledger_service
-from offerlab.store import ledger as repo
+from offerlab.service.ledger import Ledger
+
+log = logging.getLogger("offerlab.ledger")
 
 PAGE = 1000
 EXPERIMENT_FIELDS = ("experimentId", "name", "description", "status", "author", "offerType", "offerConfig",
@@ -37,114 +48,60 @@ EXPERIMENT_FIELDS = ("experimentId", "name", "description", "status", "author", 
                      "coverage", "version")
 
 
-def _all_entries(chain_id: str) -> list[dict[str, Any]]:
+def _entries(ledger: Ledger, chain_id: str, up_to: int | None) -> list[dict[str, Any]]:
+    """Entries 1..up_to (all when None) as stored, in sequence order, page by page."""
     entries: list[dict[str, Any]] = []
     while True:
-        page = repo.read_entries(chain_id, entries[-1]["sequence"] if entries else 0, PAGE)
+        page = ledger.repo.read_entries(chain_id, entries[-1]["sequence"] if entries else 0, PAGE)
         entries.extend(page)
-        if len(page) < PAGE:
-            return entries
+        if len(page) < PAGE or (up_to is not None and len(entries) >= up_to):
+            return entries[:up_to] if up_to is not None else entries
 
 
-def _inner(payload: dict[str, Any]) -> dict[str, Any]:
-    """Lifecycle events keep their details under ``payload``; the entry's payload is the whole event."""
-    inner = payload.get("payload")
-    return inner if isinstance(inner, dict) else {}
+def report_digest(report: dict[str, Any]) -> str:
+    """Base64 SHA-256 of the report's RFC 8785 encoding without its ``attestation``."""
+    body = {k: v for k, v in report.items() if k != "attestation"}
+    return base64.b64encode(hashlib.sha256(canonicalize(body)).digest()).decode()
 
 
-def _when(entry: dict[str, Any]) -> Any:
-    payload = entry.get("payload") or {}
-    return payload.get("occurredAt") or payload.get("createdAt") or payload.get("recordedAt") or entry.get("recordedAt")
-
-
-def _kind(entry: dict[str, Any]) -> str:
-    return str(entry.get("sourceKind") or "")
-
-
-def _event(entry: dict[str, Any]) -> str:
-    return str(entry.get("eventType") or "").upper()
-
-
-def _base(entry: dict[str, Any]) -> dict[str, Any]:
-    return {"sequence": entry.get("sequence"), "at": _when(entry), "eventType": entry.get("eventType"),
-            "actor": entry.get("actor")}
-
-
-def build_report(chain_id: str) -> dict[str, Any]:
+def build_report(ledger: Ledger, chain_id: str) -> dict[str, Any]:
     """The report of one experiment (or a cohort chain, ``cohort:<id>``)."""
-    integrity = ledger_service.verify_ledger(chain_id)  # seals pending entries first; NOT_FOUND if unknown
-    entries = _all_entries(chain_id)
+    integrity = ledger_service.verify_ledger(ledger, chain_id)  # seals pending entries first; NOT_FOUND if unknown
+    checkpoint = None
+    try:
+        checkpoint = ledger_service.issue_checkpoint(ledger, chain_id)
+    except ledger_service.LedgerIntegrityError:
+        log.critical("ledger: chain %s does not extend its published checkpoint; report without checkpoint", chain_id)
+    stored = _entries(ledger, chain_id, checkpoint["treeSize"] if checkpoint else None)
+    entries = [decode_entry(e) or dict(e) for e in stored]  # what the hashed bytes say
     is_cohort = chain_id.startswith(COHORT_CHAIN_PREFIX)
-    document = None if is_cohort else repo.read_experiment(chain_id)
+    document = None if is_cohort else ledger.repo.read_experiment(chain_id)
     document = to_ledger_value(document) if document is not None else None
-
-    timeline, approvals, rejections, guardrails, stages, analyses, spillovers, unauthorised = ([] for _ in range(8))
-    hypothesis = (document or {}).get("hypothesis")
-    for entry in entries:
-        payload = entry.get("payload") if isinstance(entry.get("payload"), dict) else {}
-        inner = _inner(payload)
-        kind, event = _kind(entry), _event(entry)
-        if kind == SourceKind.EXPERIMENT_EVENT.value:
-            timeline.append({**_base(entry), "fromStatus": payload.get("fromStatus"),
-                             "toStatus": payload.get("toStatus"), "reason": inner.get("reason")})
-            # EXPERIMENT_APPROVED (the last approval) and EXPERIMENT_APPROVAL_RECORDED (one of several).
-            if event.endswith("APPROVED") or event.endswith("APPROVAL_RECORDED"):
-                approvals.append({"approver": inner.get("approver") or entry.get("actor"), "approvedAt": _when(entry),
-                                  "comment": inner.get("comment"), "sequence": entry.get("sequence")})
-            elif event.endswith("REJECTED"):
-                rejections.append({"approver": entry.get("actor"), "rejectedAt": _when(entry),
-                                   "reason": inner.get("reason"), "sequence": entry.get("sequence")})
-            if hypothesis is None and isinstance(inner.get("hypothesis"), dict):
-                hypothesis = inner["hypothesis"]
-        if "GUARDRAIL" in event or any(k in payload or k in inner for k in ("violations", "guardrail")):
-            derived = "KILL" if event.endswith("KILLED") else "PAUSE" if event.endswith("PAUSED") else None
-            guardrails.append({**_base(entry),
-                               "actionTaken": inner.get("actionTaken") or payload.get("actionTaken") or derived,
-                               "violations": inner.get("violations") or payload.get("violations"),
-                               "reason": inner.get("reason") or payload.get("reason")})
-        if kind == SourceKind.EXPERIMENT_EVENT.value and "toCoverage" in inner:  # a coverage (stage) change
-            stages.append({**_base(entry), "fromStage": inner.get("fromCoverage"), "toStage": inner.get("toCoverage"),
-                           "reason": inner.get("reason")})
-        if kind == SourceKind.ROLLOUT_EVENT.value:
-            stages.append({**_base(entry), "fromStage": payload.get("fromStage"), "toStage": payload.get("toStage"),
-                           "reason": payload.get("reason"), "evidence": payload.get("evidence")})
-        elif kind == SourceKind.ANALYSIS.value:
-            analyses.append({"sequence": entry.get("sequence"), "recordedAt": entry.get("recordedAt"),
-                             **{k: payload.get(k) for k in (
-                                 "analysisId", "metric", "rawPercentChange", "correctedPercentChange", "pValue",
-                                 "confidenceInterval", "sampleSizes", "srmPValue", "dataQuality", "recommendation",
-                                 "method", "inputsDigest", "createdBy")},
-                             "digest": entry.get("snapshotDigest"), "entryHash": entry.get("hash")})
-        elif kind == SourceKind.SPILLOVER_VIOLATION.value:
-            spillovers.append({**_base(entry), **{k: payload.get(k) for k in (
-                "fromUserId", "toUserId", "channel", "action", "reason", "cohortIds")}})
-        if entry.get("eventType") == UNAUTHORISED_CHANGE:
-            unauthorised.append({**_base(entry), "changedFields": payload.get("changedFields"),
-                                 "changes": payload.get("changes"), "problems": payload.get("problems")})
-    # The ledger's order is the order of recording; the report reads in the order things happened.
-    for items, key in ((timeline, "at"), (approvals, "approvedAt"), (rejections, "rejectedAt"),
-                       (guardrails, "at"), (stages, "at")):
-        items.sort(key=lambda item, k=key: (str(item.get(k) or ""), item.get("sequence") or 0))
-    return {
+    hypothesis = (document or {}).get("hypothesis") or hypothesis_of(entries)
+    report = {
         "experimentId": chain_id,
         "generatedAt": rfc3339(utcnow()),
         "experiment": {k: document.get(k) for k in EXPERIMENT_FIELDS if k in document} if document else None,
         "hypothesis": hypothesis,
-        "approvals": approvals,
         "currentApprovals": (document or {}).get("approvals") or {},
-        "rejections": rejections,
-        "timeline": timeline,
-        "guardrailActions": guardrails,
-        "rolloutStages": stages,
-        "analyses": analyses,
-        "spilloverViolations": spillovers,
-        "unauthorisedChanges": unauthorised,
-        "alerts": [to_ledger_value(a) for a in repo.alerts_of_chain(chain_id)],
+        **history_sections(entries),
+        "alerts": [to_ledger_value(a) for a in ledger.repo.alerts_of_chain(chain_id)],
         "integrity": integrity,
-        "ledger": {"entries": len(entries), "headHash": integrity.get("headHash"),
+        "checkpoint": None if checkpoint is None else {
+            "note": checkpoint["checkpoint"], "treeSize": checkpoint["treeSize"], "rootHash": checkpoint["rootHash"],
+            "origin": checkpoint["origin"], "verifierKey": checkpoint["verifierKey"]},
+        "ledger": {"entries": len(entries), "headHash": entries[-1].get("hash") if entries else None,
                    "firstSequence": entries[0]["sequence"] if entries else None,
-                   "lastSequence": entries[-1]["sequence"] if entries else None},
+                   "lastSequence": entries[-1]["sequence"] if entries else None,
+                   "treeSize": checkpoint["treeSize"] if checkpoint else None,
+                   "leaves": [{"sequence": e.get("sequence"), "leafIndex": (e.get("sequence") or 0) - 1,
+                               "hash": e.get("hash"), "canonical": e.get(CANONICAL_FIELD)} for e in stored]},
+        "attestation": None,
     }
+    if checkpoint is not None and ledger.signer is not None:
+        text = attestation_text(checkpoint["origin"], checkpoint["treeSize"], report_digest(report))
+        report["attestation"] = note.sign(text, [ledger.signer])
+    return report
 
 
 # --- rendering -------------------------------------------------------------------------------------------
@@ -186,6 +143,12 @@ def render_csv(report: dict[str, Any]) -> str:
         rows.append(("integrity", None, None, key, None, integrity.get(key)))
     for error in integrity.get("errors") or []:
         rows.append(("integrity.error", error.get("sequence"), None, error.get("code"), None, error.get("message")))
+    checkpoint = report.get("checkpoint") or {}
+    for key in ("treeSize", "rootHash", "origin", "verifierKey", "note"):
+        if checkpoint:
+            rows.append(("checkpoint", None, None, key, None, checkpoint.get(key)))
+    if report.get("attestation"):
+        rows.append(("attestation", None, report.get("generatedAt"), "note", None, report.get("attestation")))
     for item in report.get("approvals") or []:
         rows.append(("approval", item.get("sequence"), item.get("approvedAt"), "APPROVED", item.get("approver"),
                      _details(item, ("sequence", "approvedAt", "approver"))))
@@ -201,6 +164,9 @@ def render_csv(report: dict[str, Any]) -> str:
     for item in report.get("analyses") or []:
         rows.append(("analysis", item.get("sequence"), item.get("recordedAt"), "ANALYSIS_RECORDED",
                      item.get("createdBy"), _details(item, ("sequence", "recordedAt", "createdBy"))))
+    for leaf in (report.get("ledger") or {}).get("leaves") or []:
+        rows.append(("entry", leaf.get("sequence"), None, "leaf", None,
+                     {"leafIndex": leaf.get("leafIndex"), "hash": leaf.get("hash"), "canonical": leaf.get("canonical")}))
     for row in rows:
         writer.writerow([_cell(v) for v in row])
     return "\ufeff" + buffer.getvalue()

@@ -9,7 +9,9 @@ Charts (each an ``<svg class="chart" data-chart=...>``):
 * ``exposures`` — exposures per arm at each rollout stage, from the evidence the rollout events carry;
 * ``guardrails`` — each guardrail's observed value against its threshold (from the guardrail actions);
 * ``timeline`` — the lifecycle states and the approvals along the time axis;
-* the integrity status is a badge plus a table (valid, entries checked, head hash).
+* the integrity status is a badge plus a table (valid, entries checked, head hash), and the signed
+  checkpoint the report was built from (the note itself, its tree size and root, the verifier key), so a
+  reader can check the export offline (``python -m offerlab_client.verify``; docs/ledger.md §12).
 
 Every text from the report is escaped with ``html.escape``: experiment names and reasons are user input.
 Pure string building (no numpy), so it is cheap to import from the HTTP export.
@@ -273,9 +275,9 @@ def render_html(report: dict[str, Any]) -> str:
         _table(["approver", "at", "comment"], [[a.get("approver"), a.get("approvedAt"), a.get("comment")]
                                                for a in report.get("approvals") or []]),
         "<h2>Lifecycle</h2>",
-        _table(["#", "at", "event", "from", "to", "actor", "reason"],
-               [[t.get("sequence"), t.get("at"), t.get("eventType"), t.get("fromStatus"), t.get("toStatus"),
-                 t.get("actor"), t.get("reason")] for t in report.get("timeline") or []]),
+        _table(["#", "leaf", "at", "event", "from", "to", "actor", "reason"],
+               [[t.get("sequence"), t.get("leafIndex"), t.get("at"), t.get("eventType"), t.get("fromStatus"),
+                 t.get("toStatus"), t.get("actor"), t.get("reason")] for t in report.get("timeline") or []]),
         "<h2>Rollout stages</h2>",
         _table(["#", "at", "event", "from %", "to %", "actor", "reason"],
                [[s.get("sequence"), s.get("at"), s.get("eventType"), s.get("fromStage"), s.get("toStage"),
@@ -296,9 +298,25 @@ def render_html(report: dict[str, Any]) -> str:
         _table(["valid", "entries checked", "head hash", "first bad sequence", "errors"],
                [[integrity.get("valid"), integrity.get("entriesChecked"), integrity.get("headHash"),
                  integrity.get("firstBadSequence"), len(integrity.get("errors") or [])]]),
+        _checkpoint_section(report),
         "</body></html>",
     ]
     return "".join(parts)
+
+
+def _checkpoint_section(report: dict[str, Any]) -> str:
+    """The signed checkpoint (verbatim, for offline verification) and the leaf index of every entry."""
+    checkpoint = report.get("checkpoint") or {}
+    if not checkpoint:
+        return "<h2 id=\"checkpoint\">Signed checkpoint</h2><p>No signed checkpoint (no signing key configured).</p>"
+    leaves = (report.get("ledger") or {}).get("leaves") or []
+    return ("<h2 id=\"checkpoint\">Signed checkpoint</h2>"
+            f"<p>Tree size <b>{_e(checkpoint.get('treeSize'))}</b>, root <code>{_e(checkpoint.get('rootHash'))}</code>, "
+            f"verifier key <code>{_e(checkpoint.get('verifierKey'))}</code>. Check the JSON export offline with "
+            "<code>python -m offerlab_client.verify report.json --key &lt;verifier key&gt;</code>.</p>"
+            f"<pre class=\"note\">{_e(checkpoint.get('note'))}</pre>"
+            + _table(["#", "leaf index", "entry hash"], [[leaf.get("sequence"), leaf.get("leafIndex"), leaf.get("hash")]
+                                                      for leaf in leaves]))
 
 
 def _fmt(value: Any) -> str:
