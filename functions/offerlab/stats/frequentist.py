@@ -225,7 +225,7 @@ def cuped_test(control: MomentStats, treatment: MomentStats, *, alpha: float = 0
     if not _pooled_sxx(control, treatment) > 0:
         return welch_test(control, treatment, alpha=alpha)
     theta = cuped_theta(control, treatment)
-    pooled_x = (control.sum_x + treatment.sum_x) / (control.n + treatment.n)
+    pooled_x = (control.total_x + treatment.total_x) / (control.n + treatment.n)
 
     def adjusted(stats: MomentStats) -> tuple[float, float]:
         mean = stats.mean - theta * (stats.mean_x - pooled_x)
