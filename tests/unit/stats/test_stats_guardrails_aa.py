@@ -62,6 +62,10 @@ def refunds(rng, size, rate=0.02):
 
 @pytest.fixture(scope="module")
 def data():
+    return make_data()
+
+
+def make_data():
     """Per kind: (control looks, treatment looks, treatment-value threshold at the null, options)."""
     rng = np.random.default_rng(2026)
     shape = (SIMS, LOOKS, BATCH)
@@ -196,6 +200,10 @@ def conversions(p):
 
 @pytest.fixture(scope="module")
 def five_min():
+    return make_five_min()
+
+
+def make_five_min():
     rng = np.random.default_rng(15)
     return {
         "revenue": (five_minute_looks(rng, capped_revenue()), five_minute_looks(rng, capped_revenue())),
