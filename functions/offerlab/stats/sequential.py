@@ -581,12 +581,14 @@ def _bound(control: MomentStats | None, treatment: MomentStats, plan: _Plan, est
         step *= 2
     if far is None:
         return toward * math.inf if not (math.isfinite(lo_limit) and toward < 0) else lo_limit
-    for _ in range(100):
+    for _ in range(64):
         mid = (near + far) / 2
         if rejected(mid):
             far = mid
         else:
             near = mid
+        if abs(far - near) <= 1e-12 * max(1.0, abs(near)):
+            break
     return near
 
 

@@ -300,3 +300,31 @@ def test_kpi_and_relative_wrappers_decide_the_right_side():
     lo, hi = lift.ci_relative
     assert lo < 1.0 < hi and lift.p_value < 1e-6
     assert lift.to_dict()["confidenceInterval"] == [100 * lo, 100 * hi]
+
+
+@pytest.mark.parametrize("direction", ["max", "min"])
+def test_exact_breach_iff_its_always_valid_bound_is_beyond_the_threshold(direction):
+    rng = np.random.default_rng(18)
+    m_cap = capped_lognormal_mean(CAP)
+    for scale in (0.5, 0.8, 1.0, 1.3, 2.0):
+        y = revenue(rng, 20000, scale, cap=CAP)
+        res = guardrail_test(None, MomentStats.from_arrays(y, shift_y=m_cap), threshold=m_cap, direction=direction,
+                             support=(0.0, CAP))
+        assert res.method == "exact" and res.reason in ("breached", "within")
+        beyond = res.confidence_bound > m_cap if direction == "max" else res.confidence_bound < m_cap
+        assert res.breached == beyond or abs(res.confidence_bound - m_cap) < 1e-6 * m_cap
+        assert (res.p_value <= ALPHA) == res.breached
+        lo_ok = 0.0 <= res.confidence_bound <= CAP
+        assert lo_ok and ((res.confidence_bound <= res.estimate) == (direction == "max"))
+
+
+def test_bad_support_or_threshold_is_refused():
+    s = MomentStats.from_arrays(np.ones(500))
+    with pytest.raises(ValueError):
+        guardrail_test(None, s, threshold=2.0, direction="min", support=(0.0, 1.0))  # limit outside the support
+    with pytest.raises(ValueError):
+        guardrail_test(None, s, threshold=0.5, support=(1.0, 0.0))
+    with pytest.raises(ValueError):
+        guardrail_test(s, s, threshold=0.0, mode="relative_change", kind="proportion", allocation=1.5)
+    with pytest.raises(ValueError):
+        guardrail_test(None, s, threshold=0.5, direction="min", method="exact")  # no cap: no exact test
