@@ -20,6 +20,9 @@ from offerlab.store import analyses as repo
 from offerlab.store import collections as C
 from offerlab_client import emulator_token
 from tests.e2e.test_experiment_lifecycle import experiment_body, frozen_cohort
+from offerlab.store.firestore_store import firestore_store
+
+STORE = firestore_store()  # the store the functions use, on the emulator
 
 PROJECT = "demo-offerlab"
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -107,7 +110,7 @@ def price_test(clients, firestore_db):
 
 def test_the_true_effect_is_inside_the_corrected_interval_and_the_fraud_and_whale_lift_is_gone(price_test):
     experiment_id, true_lift = price_test
-    analysis = svc.analyze_experiment(PM, experiment_id, Metric.NET_LTV)
+    analysis = svc.analyze_experiment(STORE, PM, experiment_id, Metric.NET_LTV)
     lo, hi = analysis.confidence_interval
     assert lo < true_lift < hi, (lo, true_lift, hi)
     # 30 × $400 + $50 000 on ~$13 500 of treatment revenue: the raw lift is several times the true one
@@ -124,9 +127,9 @@ def test_the_true_effect_is_inside_the_corrected_interval_and_the_fraud_and_whal
 
 def test_a_second_analysis_is_a_new_document_and_the_first_is_unchanged(price_test, firestore_host):
     experiment_id, _ = price_test
-    first = svc.analyze_experiment(ANALYST, experiment_id, Metric.NET_LTV)
+    first = svc.analyze_experiment(STORE, ANALYST, experiment_id, Metric.NET_LTV)
     before = repo.analysis_ref(first.analysis_id).get().to_dict()
-    second = svc.analyze_experiment(ANALYST, experiment_id, Metric.NET_LTV)
+    second = svc.analyze_experiment(STORE, ANALYST, experiment_id, Metric.NET_LTV)
     assert second.analysis_id != first.analysis_id
     assert second.inputs_digest == first.inputs_digest  # same inputs, same digest: reproducible
     assert repo.analysis_ref(first.analysis_id).get().to_dict() == before
@@ -146,11 +149,11 @@ def test_refusals_write_nothing(price_test):
     experiment_id, _ = price_test
     count = len(repo.analyses_of(experiment_id))
     with pytest.raises(PermissionDenied):
-        svc.analyze_experiment(OTHER_PM, experiment_id, Metric.NET_LTV)
+        svc.analyze_experiment(STORE, OTHER_PM, experiment_id, Metric.NET_LTV)
     with pytest.raises(InvalidArgument):
-        svc.analyze_experiment(PM, experiment_id, Metric.NET_LTV, treatment_user_ids=["not-exposed"])
+        svc.analyze_experiment(STORE, PM, experiment_id, Metric.NET_LTV, treatment_user_ids=["not-exposed"])
     with pytest.raises(NotFound):
-        svc.analyze_experiment(PM, f"missing-{uuid.uuid4().hex[:6]}", Metric.NET_LTV)
+        svc.analyze_experiment(STORE, PM, f"missing-{uuid.uuid4().hex[:6]}", Metric.NET_LTV)
     assert len(repo.analyses_of(experiment_id)) == count
 
 
@@ -167,7 +170,7 @@ def test_spillover_contaminated_and_sandbox_users_are_excluded(clients, firestor
         firestore_db.collection(C.HOLDOUT_CONTAMINATIONS).document(f"{eid}_{tag}-c{i}").set({
             "userId": f"{tag}-c{i}", "experimentId": eid, "arm": "CONTROL", "channel": "referral",
             "fromUserId": f"{tag}-t0", "spilloverEventId": "e1", "contaminatedAt": T0})
-    analysis = svc.analyze_experiment(ANALYST, eid, Metric.ARPU)
+    analysis = svc.analyze_experiment(STORE, ANALYST, eid, Metric.ARPU)
     by_type = {a.type: a for a in analysis.bias_adjustments}
     assert by_type["spillover"].by_arm == {"CONTROL": 4, "TREATMENT": 0}
     assert by_type["sandbox"].by_arm == {"CONTROL": 0, "TREATMENT": 3}

@@ -24,6 +24,9 @@ from tests.e2e.test_experiment_lifecycle import running_experiment
 from tests.e2e.test_experiment_pubsub import poll, publisher  # noqa: F401 - fixture
 from tests.e2e.test_get_offer import expected_arm
 from tests.reliability._strategies import always_invalid, deep, json_values
+from offerlab.store.firestore_store import firestore_store
+
+STORE = firestore_store()  # the store the functions use, on the emulator
 
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
@@ -55,7 +58,7 @@ def test_metric_ingestion_rejects_garbage_without_raising(firestore_db):
     @FUZZ
     @given(data=broken(_metric_event(f"ghost-{uuid.uuid4().hex[:8]}")))
     def one(data):
-        assert svc.ingest_metric_event(data).status in (svc.Status.REJECTED, svc.Status.NOT_EXPOSED)
+        assert svc.ingest_metric_event(STORE, data).status in (svc.Status.REJECTED, svc.Status.NOT_EXPOSED)
 
     one()
 
@@ -69,7 +72,7 @@ def test_fraud_signals_reject_garbage_without_raising(firestore_db):
     @FUZZ
     @given(data=broken(valid))
     def one(data):
-        assert svc.record_fraud_signal(data, f"m-{uuid.uuid4()}").status is svc.Status.REJECTED
+        assert svc.record_fraud_signal(STORE, data, f"m-{uuid.uuid4()}").status is svc.Status.REJECTED
 
     one()
     assert metrics_repo.find_fraud_score(user) is None
@@ -83,7 +86,7 @@ def test_kill_switch_rejects_garbage_without_raising(firestore_db):
     @FUZZ
     @given(data=broken(valid))
     def one(data):
-        report = killswitch.handle_kill_switch(data, f"m-{uuid.uuid4()}")
+        report = killswitch.handle_kill_switch(STORE, data, f"m-{uuid.uuid4()}")
         assert report.rejected and report.killed == []
 
     one()
@@ -97,7 +100,7 @@ def test_guardrail_checks_reject_garbage_without_raising(firestore_db):
     @FUZZ
     @given(data=broken(valid))
     def one(data):
-        assert sweeps.handle_guardrail_check(data).status in ("REJECTED", "SKIPPED")
+        assert sweeps.handle_guardrail_check(STORE, data).status in ("REJECTED", "SKIPPED")
 
     one()
 
@@ -111,7 +114,7 @@ def test_kpi_snapshot_requests_refuse_garbage_as_poison_and_never_write(firestor
     @given(data=broken(valid))
     def one(data):
         try:  # ValueError is the poison signal (on_kpi_snapshot acknowledges it); nothing else may escape
-            assert snapshots.handle_snapshot_request(data) == "SKIPPED"
+            assert snapshots.handle_snapshot_request(STORE, data) == "SKIPPED"
         except ValueError:
             pass
 
