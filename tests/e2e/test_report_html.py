@@ -11,9 +11,9 @@ import re
 
 from offerlab.service import sweeps
 from offerlab.service.report_html import render_html
+from offerlab.store.firestore_store import firestore_store
 from tests.integration.test_analytics import running_experiment
 from tests.integration.test_guardrail_sweep import REFUND_KILL, iso, seed_refunds, unique_tick
-from offerlab.store.firestore_store import firestore_store
 
 STORE = firestore_store()  # the store the functions use, on the emulator
 

@@ -19,8 +19,8 @@ from offerlab.domain.actors import Caller, Role
 from offerlab.domain.assignment import bucket_of, threshold
 from offerlab.service import holdouts as svc
 from offerlab.store import cohort_cache
-from offerlab_client import FailedPrecondition, OfferlabClient
 from offerlab.store.firestore_store import firestore_store
+from offerlab_client import FailedPrecondition, OfferlabClient
 
 STORE = firestore_store()  # the store the functions use, on the emulator
 

@@ -62,7 +62,7 @@ def test_the_sweep_step_walks_the_stages_on_the_ticks_clock_once_per_tick(store,
     assert ctl.run_step(store, eid, tick(t0 + timedelta(minutes=30))) == "NOTHING"
     assert store.experiments.get(eid).coverage == 1
     t = t0
-    for expected in (5, 10, 25, 50):
+    for index, (previous, expected) in enumerate(zip((1, 5, 10, 25), (5, 10, 25, 50)), start=1):
         t = t + timedelta(hours=2)
         commits = store.db.commits
         assert ctl.run_step(store, eid, tick(t)) == "PROGRESS"
@@ -73,9 +73,11 @@ def test_the_sweep_step_walks_the_stages_on_the_ticks_clock_once_per_tick(store,
         last = revents[-1]
         assert last["eventType"] == "ROLLOUT_PROGRESSED" and last["toStage"] == expected and last["tick"] == tick(t)
         assert last["actor"] == "rollout_sweep" and last["evidence"]["ready"] is True
-        assert eevents[-1]["eventType"] == "ROLLOUT_PROGRESSED" and eevents[-1]["payload"]["coverage"] == expected
-        assert eevents[-1]["payload"]["rolloutPlanVersion"] == plan.version
-        assert eevents[-1]["actor"] == "rollout_sweep"
+        # The coverage moved through the experiment's own write path: version + 1 and its event.
+        assert eevents[-1]["eventType"] == "ROLLOUT_PROGRESSED" and eevents[-1]["actor"] == "rollout_sweep"
+        assert eevents[-1]["payload"] == {"coverage": expected, "stageIndex": index, "fromCoverage": previous,
+                                          "rolloutPlanVersion": plan.version}
+        assert eevents[-1]["fromStatus"] == eevents[-1]["toStatus"] == "RUNNING"
     # The final stage: the sweep keeps guarding it but never goes further.
     assert ctl.run_step(store, eid, tick(t + timedelta(days=3))) == "NOTHING"
     assert store.experiments.get(eid).coverage == 50
