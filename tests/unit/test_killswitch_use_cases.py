@@ -113,7 +113,7 @@ def test_one_experiment_failing_does_not_stop_the_others(store, cohort_id, monke
 
 def test_contention_is_raised_for_redelivery_and_the_redelivery_finishes_the_job(store, cohort_id, monkeypatch):
     first, second = running(store, cohort_id), running(store, cohort_id)
-    contended = max(first.experiment_id, second.experiment_id)
+    contended = max(first.experiment_id, second.experiment_id)  # listed last (ids in order): the other is killed first
     real = killswitch.transition_experiment
     calls = []
 

@@ -145,9 +145,13 @@ def test_treatment_gift_to_the_experiments_holdout_is_blocked_by_its_cohorts_pol
 def test_an_unfrozen_holdout_still_decides_the_experiments_arms(store):
     draft = svc.create_holdout_cohort(store, PM, "draft", 20, "", {"gift": "ALLOW"})
     eid = svc_experiments.create_experiment(store, PM, definition(draft.cohort_id)).experiment_id
-    result = check_spillover(store, BACKEND, "a", "b", SpilloverChannel.GIFT, eid)
+    (held_out,) = pick(inside(draft))
+    (other,) = pick(outside(draft))
+    result = check_spillover(store, BACKEND, other, held_out, SpilloverChannel.GIFT, eid)
     assert result["experimentId"] == eid and result["cohortIds"] == []  # not frozen: no active cohort boundary
-    assert result["fromArm"] == result["toArm"] == "NOT_ENROLLED"  # not started: coverage None
+    # The draft's definition still puts its users in the HOLDOUT arm; the rest are not enrolled (not started).
+    assert (result["fromArm"], result["toArm"]) == ("NOT_ENROLLED", "HOLDOUT")
+    assert (result["fromArm"], result["toArm"]) == (arm(store, eid, draft, other).value, arm(store, eid, draft, held_out).value)
 
 
 @pytest.mark.parametrize("case", ["self", "unknown experiment", "missing cohort"])
