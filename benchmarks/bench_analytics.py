@@ -93,7 +93,8 @@ def run(table: Table) -> None:
     from offerlab.domain.actors import Caller, Role
     from offerlab.domain.metrics import Metric
     from offerlab.service import analytics
-    from offerlab.service.analysis_source import FirestoreAnalysisSource
+    from offerlab.store.analysis_source import FirestoreAnalysisSource
+    from offerlab.store.firestore_store import firestore_store
     from offerlab.store import experiments as experiments_repo
 
     eid = _running_experiment()
@@ -113,7 +114,7 @@ def run(table: Table) -> None:
     read_s = time.perf_counter() - start
     print(f"  read {len(rows):,} rows in {read_s:.1f} s", flush=True)
     start = time.perf_counter()
-    analysis = analytics.analyze_experiment(analyst, eid, Metric.NET_LTV, source=source)
+    analysis = analytics.analyze_experiment(firestore_store(), analyst, eid, Metric.NET_LTV, source=source)
     compute_s = time.perf_counter() - start
     analysed = sum(analysis.to_firestore()["rawSampleSizes"].values())
     table.row(f"analyze_experiment in-process, {USERS:,} users: Firestore read", f"{read_s:.1f} s",

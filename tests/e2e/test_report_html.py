@@ -11,8 +11,11 @@ import re
 
 from offerlab.service import sweeps
 from offerlab.service.report_html import render_html
+from offerlab.store.firestore_store import firestore_store
 from tests.integration.test_analytics import running_experiment
 from tests.integration.test_guardrail_sweep import REFUND_KILL, iso, seed_refunds, unique_tick
+
+STORE = firestore_store()  # the store the functions use, on the emulator
 
 CHARTS = ("lift", "exposures", "guardrails", "timeline")
 
@@ -100,7 +103,7 @@ def killed_with_analyses(clients, firestore_db) -> str:
     pm = clients.experimenter()
     pm.analyze_experiment(eid, "net_ltv")
     pm.analyze_experiment(eid, "net_ltv")
-    outcome = sweeps.handle_guardrail_check({"experimentId": eid, "tick": iso(unique_tick())})
+    outcome = sweeps.handle_guardrail_check(STORE, {"experimentId": eid, "tick": iso(unique_tick())})
     assert (outcome.status, outcome.action) == ("ACTED", "KILL")
     return eid
 

@@ -19,7 +19,10 @@ from offerlab.domain.actors import Caller, Role
 from offerlab.domain.assignment import bucket_of, threshold
 from offerlab.service import holdouts as svc
 from offerlab.store import cohort_cache
+from offerlab.store.firestore_store import firestore_store
 from offerlab_client import FailedPrecondition, OfferlabClient
+
+STORE = firestore_store()  # the store the functions use, on the emulator
 
 PERCENTAGE = 10.0
 SYNTHETIC_USERS = 20_000
@@ -102,6 +105,6 @@ def test_same_answers_after_a_restart_and_after_refused_edits(clients, cohort, u
     # A "restarted instance": this process's own service layer, with a cold cache and an empty LRU.
     cohort_cache.invalidate()
     fresh = Caller("backend", None, frozenset({Role.SERVICE}))
-    restarted = [cohort["cohortId"] in svc.is_user_in_holdout(fresh, u)["cohortIds"] for u in sample]
+    restarted = [cohort["cohortId"] in svc.is_user_in_holdout(STORE, fresh, u)["cohortIds"] for u in sample]
     recomputed = [expected_in(cohort, u) for u in sample]
     assert over_http == restarted == recomputed

@@ -1,5 +1,11 @@
-"""Metric ingestion and fraud signals on the real Firestore emulator (service layer, no Pub/Sub): totals
-count each event once, only from first exposure on, only for exposed users; malformed events write nothing."""
+"""Metric ingestion on the real Firestore emulator (service layer, no Pub/Sub): what only the real store
+shows — the first exposure created once, the totals merged as blind server-side increments atomically with
+the event's marker (a redelivery writes nothing), the user's exposures found by query, and one user's
+events delivered concurrently and repeatedly totalling exactly once.
+
+The ingestion rules (never-exposed users, malformed events writing nothing, the CUPED covariate, fraud
+signals) are unit-tested on the in-memory store: tests/unit/test_metric_use_cases.py; the Pub/Sub topics:
+tests/e2e/test_experiment_pubsub.py."""
 import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +18,9 @@ from offerlab.service import metrics as svc
 from offerlab.store import exposures as exposures_repo
 from offerlab.store import metrics as metrics_repo
 from offerlab.store.documents import ExperimentExposure
-from offerlab.store.idempotency import already_processed
+from offerlab.store.firestore_store import firestore_store
+
+STORE = firestore_store()  # the store the functions use, on the emulator
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -47,7 +55,7 @@ def test_the_first_exposure_is_recorded_once(firestore_db, exp_id, uid):
 def test_a_redelivered_event_counts_once(firestore_db, exp_id, uid):
     expose(exp_id, uid)
     e = event(uid, experimentId=exp_id)
-    outcomes = [svc.ingest_metric_event(e).status for _ in range(3)]
+    outcomes = [svc.ingest_metric_event(STORE, e).status for _ in range(3)]
     assert outcomes == [svc.Status.APPLIED, svc.Status.DUPLICATE, svc.Status.DUPLICATE]
     totals = metrics_repo.find_totals(exp_id, uid)
     assert totals["counts"]["purchase"] == 1 and totals["amounts"]["purchase"] == pytest.approx(9.99)
@@ -56,9 +64,9 @@ def test_a_redelivered_event_counts_once(firestore_db, exp_id, uid):
 
 def test_only_events_from_first_exposure_on_count(firestore_db, exp_id, uid):
     expose(exp_id, uid)
-    svc.ingest_metric_event(event(uid, at=T0 - timedelta(seconds=1), value=50.0))
-    svc.ingest_metric_event(event(uid, at=T0, value=10.0))
-    svc.ingest_metric_event(event(uid, kind="refund", value=4.0, at=T0 + timedelta(days=2)))
+    svc.ingest_metric_event(STORE, event(uid, at=T0 - timedelta(seconds=1), value=50.0))
+    svc.ingest_metric_event(STORE, event(uid, at=T0, value=10.0))
+    svc.ingest_metric_event(STORE, event(uid, kind="refund", value=4.0, at=T0 + timedelta(days=2)))
     totals = metrics_repo.find_totals(exp_id, uid)
     assert totals["counts"]["purchase"] == 1 and totals["amounts"]["purchase"] == 10.0
     assert totals["counts"]["refund"] == 1 and totals["amounts"]["refund"] == 4.0
@@ -69,59 +77,15 @@ def test_without_experiment_id_every_exposure_of_the_user_counts(firestore_db, u
     a, b, c = (f"exp-{uuid.uuid4().hex[:10]}" for _ in range(3))
     expose(a, uid, "CONTROL")
     expose(b, uid, "HOLDOUT", at=T0 + timedelta(hours=2))  # exposed after the event: covariate only
-    outcome = svc.ingest_metric_event(event(uid, kind="renewal", value=5.0))
+    outcome = svc.ingest_metric_event(STORE, event(uid, kind="renewal", value=5.0))
     assert outcome.status is svc.Status.APPLIED and set(outcome.experiments) == {a, b}
     assert metrics_repo.find_totals(a, uid)["counts"]["renewal"] == 1
     assert metrics_repo.find_totals(b, uid)["counts"]["renewal"] == 0
     assert metrics_repo.find_totals(c, uid) is None
     # With experimentId: only that experiment.
-    svc.ingest_metric_event(event(uid, kind="cancellation", value=None, experimentId=a, at=T0 + timedelta(days=1)))
+    svc.ingest_metric_event(STORE, event(uid, kind="cancellation", value=None, experimentId=a, at=T0 + timedelta(days=1)))
     assert metrics_repo.find_totals(a, uid)["counts"]["cancellation"] == 1
     assert metrics_repo.find_totals(b, uid)["counts"]["cancellation"] == 0
-
-
-def test_events_of_never_exposed_users_stay_out(firestore_db, exp_id, uid):
-    e = event(uid, experimentId=exp_id)
-    assert svc.ingest_metric_event(e).status is svc.Status.NOT_EXPOSED
-    assert svc.ingest_metric_event(event(uid)).status is svc.Status.NOT_EXPOSED
-    assert metrics_repo.find_totals(exp_id, uid) is None
-    assert already_processed("metric", e["eventId"])  # acknowledged: a later exposure does not revive it
-    expose(exp_id, uid, at=T0 - timedelta(days=1))
-    assert svc.ingest_metric_event(e).status is svc.Status.DUPLICATE
-
-
-@pytest.mark.parametrize("change", [
-    {"eventId": None}, {"userId": None}, {"type": "upgrade"}, {"value": -9.99},
-    {"occurredAt": "not a time"}, {"occurredAt": "2026-03-01 12:00"},
-])
-def test_malformed_events_are_rejected_and_write_nothing(firestore_db, exp_id, uid, change):
-    expose(exp_id, uid)
-    body = event(uid, experimentId=exp_id)
-    body.update(change)
-    body = {k: v for k, v in body.items() if v is not None}
-    outcome = svc.ingest_metric_event(body)
-    assert outcome.status is svc.Status.REJECTED and outcome.reason
-    assert "Traceback" not in outcome.reason
-    assert metrics_repo.find_totals(exp_id, uid) is None
-    if "eventId" in body:
-        assert not already_processed("metric", body["eventId"])
-
-
-def test_fraud_signals_keep_the_max_score_and_every_reason_once_per_message(firestore_db, uid):
-    at = "2026-03-01T12:00:00Z"
-    first = {"userId": uid, "score": 0.4, "reasons": ["vpn"], "occurredAt": at}
-    assert svc.record_fraud_signal(first, f"m1-{uid}").status is svc.Status.APPLIED
-    assert svc.record_fraud_signal(first, f"m1-{uid}").status is svc.Status.DUPLICATE
-    svc.record_fraud_signal({"userId": uid, "score": 0.9, "reasons": ["card testing", "vpn"],
-                             "occurredAt": "2026-03-02T12:00:00Z"}, f"m2-{uid}")
-    svc.record_fraud_signal({"userId": uid, "score": 0.1, "reasons": [], "occurredAt": "2026-03-01T13:00:00Z"}, f"m3-{uid}")
-    score = metrics_repo.find_fraud_score(uid)
-    assert score.max_score == 0.9 and score.last_score == 0.9 and score.signals == 3
-    assert score.reasons == ["vpn", "card testing"]
-    for bad in ({"userId": uid, "score": 1.5, "occurredAt": at}, {"score": 0.5, "occurredAt": at}, "nope",
-                {"userId": uid, "score": 0.5, "occurredAt": "later"}):
-        assert svc.record_fraud_signal(bad, f"bad-{uuid.uuid4().hex}").status is svc.Status.REJECTED
-    assert metrics_repo.find_fraud_score(uid).signals == 3
 
 
 def test_one_users_events_delivered_concurrently_and_repeatedly_count_exactly_once(firestore_db, exp_id, uid):
@@ -139,7 +103,7 @@ def test_one_users_events_delivered_concurrently_and_repeatedly_count_exactly_on
     deliveries = [e for e in events for _ in range(rng.choice((2, 3)))]
     rng.shuffle(deliveries)
     with ThreadPoolExecutor(12) as pool:
-        statuses = list(pool.map(lambda e: svc.ingest_metric_event(e).status, deliveries))
+        statuses = list(pool.map(lambda e: svc.ingest_metric_event(STORE, e).status, deliveries))
     assert statuses.count(svc.Status.APPLIED) == len(events)
     assert statuses.count(svc.Status.DUPLICATE) == len(deliveries) - len(events)
 

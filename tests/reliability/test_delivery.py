@@ -279,7 +279,7 @@ def test_sixteen_concurrent_flagged_gifts_record_every_event_and_contaminate_eac
     calls = [(g, r) for g, r in zip(givers, recipients) for _ in range(4)]
     random.Random(16).shuffle(calls)
     with ThreadPoolExecutor(max_workers=16) as pool:
-        results = list(pool.map(lambda gr: (gr, spill.check_spillover(spill.BACKEND, *gr, SpilloverChannel.GIFT, None)),
+        results = list(pool.map(lambda gr: (gr, spill.check_spillover(spill.STORE, spill.BACKEND, *gr, SpilloverChannel.GIFT, None)),
                                 calls))
     assert all(r["violation"] is True and r["action"] == "FLAG" for _, r in results)
     assert len({r["eventId"] for _, r in results}) == 16

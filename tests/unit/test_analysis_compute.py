@@ -10,7 +10,7 @@ import pytest
 from offerlab.domain.errors import InvalidArgument
 from offerlab.domain.metrics import Metric
 from offerlab.domain.regional_policy import policy_from_dict
-from offerlab.service.analysis_source import UserRow, moments_from_rows
+from offerlab.domain.user_rows import UserRow, moments_from_rows
 from offerlab.service.analytics import AnalysisInputs, AnalysisSettings, build_analysis, compute_analysis
 from offerlab.store.documents import OfferExperiment
 

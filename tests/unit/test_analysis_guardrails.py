@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 
 from offerlab.domain.metrics import Metric
-from offerlab.service.analysis_source import UserRow, moments_from_rows
+from offerlab.domain.user_rows import UserRow, moments_from_rows
 from offerlab.service.guardrails import evaluate_guardrails, guardrail_metrics
 from tests.unit.test_analysis_compute import experiment
 

@@ -9,7 +9,7 @@ import pytest
 from offerlab.api import experiments as m
 from offerlab.api import rollouts as rm
 from offerlab.domain.actors import Caller, Role
-from offerlab.domain.errors import Aborted, FailedPrecondition, InvalidArgument, PermissionDenied
+from offerlab.domain.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from offerlab.service import experiments as svc
 from offerlab.service import holdouts as holdouts_svc
 from offerlab.service import rollout_plans
