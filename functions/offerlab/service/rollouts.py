@@ -16,6 +16,7 @@ so minimum-time-at-stage is judged on the tick's clock and a test drives days of
 """
 from __future__ import annotations
 
+import enum
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -262,7 +263,7 @@ def sweep(store: Store, schedule_time: datetime) -> dict[str, Any]:
     return {"tick": tick, "plans": len(ids), "published": 0, "inline": done}
 
 
-class StepOutcome:
+class StepOutcome(str, enum.Enum):
     """What one sweep step did, beside the ``rules.Decision`` values."""
 
     CLOSED = "CLOSED"        # the experiment had ended: the plan is closed
@@ -273,19 +274,19 @@ class StepOutcome:
 def run_step(store: Store, experiment_id: str, tick: str) -> str:
     """One sweep step for one experiment at one tick, exactly once in effect (``apply_once``).
 
-    Returns a ``rules.Decision`` value or a ``StepOutcome``.
+    Returns a ``rules.Decision`` value or a ``StepOutcome`` value.
     """
     now = parse_rfc3339(tick)
     event_key = f"{experiment_id}:{tick}"
     if store.already_processed(STEP_SCOPE, event_key):
-        return StepOutcome.DUPLICATE
+        return StepOutcome.DUPLICATE.value
     plan = store.plans.find(experiment_id)
     if plan is None or plan.status != RolloutStatus.ACTIVE or plan.current_stage_index is None:
-        return StepOutcome.SKIPPED
+        return StepOutcome.SKIPPED.value
     try:
         experiment = store.experiments.get(experiment_id)
     except NotFound:
-        return StepOutcome.SKIPPED
+        return StepOutcome.SKIPPED.value
     judgement = None
     if experiment.status == ExperimentStatus.RUNNING:
         facts = gather_facts(store, plan, experiment, now)
@@ -298,7 +299,7 @@ def run_step(store: Store, experiment_id: str, tick: str) -> str:
         current = _plan(uow, experiment_id)
         exp = uow.experiments.get(experiment_id)
         if current.version != plan.version or current.status != RolloutStatus.ACTIVE:
-            outcome.append(StepOutcome.SKIPPED)  # changed since judged: the next tick judges the new state
+            outcome.append(StepOutcome.SKIPPED.value)  # changed since judged: the next tick judges the new state
             return
         if exp.status in TERMINAL:
             # An experiment that ended without closing its plan (written before ending closed it): close it
@@ -308,10 +309,10 @@ def run_step(store: Store, experiment_id: str, tick: str) -> str:
                              experiment_completed=exp.status is ExperimentStatus.COMPLETED)
             write_plan_step(uow, current, step, None, SWEEP_ACTOR, now,
                             reason=f"the experiment is {exp.status.value}", tick=tick)
-            outcome.append(StepOutcome.CLOSED)
+            outcome.append(StepOutcome.CLOSED.value)
             return
         if exp.status != ExperimentStatus.RUNNING or judgement is None or exp.version != judgement.experiment.version:
-            outcome.append(StepOutcome.SKIPPED)
+            outcome.append(StepOutcome.SKIPPED.value)
             return
         decision = rules.decide(judgement.readiness, auto_progress=current.auto_progress,
                                 pause_on_violation=current.pause_on_violation,
@@ -328,5 +329,5 @@ def run_step(store: Store, experiment_id: str, tick: str) -> str:
                         evidence=_evidence(judgement))
 
     if not store.apply_once(STEP_SCOPE, event_key, effect):
-        return StepOutcome.DUPLICATE
-    return outcome[-1] if outcome else StepOutcome.SKIPPED
+        return StepOutcome.DUPLICATE.value
+    return outcome[-1] if outcome else StepOutcome.SKIPPED.value

@@ -82,4 +82,6 @@ def handle_guardrail_check(store: Store, data: Any) -> CheckOutcome:
     if not store.apply_once(IDEMPOTENCY_SCOPE, f"{experiment_id}:{tick}", effect):
         return CheckOutcome(CheckStatus.ALREADY_PROCESSED)
     action = taken[0] if taken else None
-    return CheckOutcome(CheckStatus.ACTED, action=action.value if action else guardrails.NO_ACTION)
+    if action is None:  # the experiment stopped running between the check and the effect
+        return CheckOutcome(CheckStatus.SKIPPED, reason="the experiment is no longer RUNNING")
+    return CheckOutcome(CheckStatus.ACTED, action=action.value)
