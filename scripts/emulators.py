@@ -15,7 +15,9 @@ Why this file exists (see ../shared/notes/emulators.md for the checked facts):
 * A burst of deliveries starts many Python workers at once; on 2 cores some took over the emulator's
   30 s start-up limit and their requests were dropped: FUNCTIONS_DISCOVERY_TIMEOUT is raised to 120 s.
 * firebase-tools can hand two Python workers that start at the same moment the same port (one dies,
-  its requests reach the other): scripts/patch_functions_emulator.py is applied before every start.
+  its requests reach the other), reuses sockets the workers are closing, and its Pub/Sub bridge
+  acknowledges a message whose delivery failed: scripts/patch_functions_emulator.py is applied before
+  every start (and bounds the bridge's deliveries in flight: OFFERLAB_PUBSUB_MAX_IN_FLIGHT).
 * firebase-tools leaves its Python workers running after ``emulators:exec``: the suite runs in its own
   process group (session) and the whole group is killed afterwards, so nothing is left behind.
 """
@@ -142,6 +144,13 @@ def suite_env() -> dict[str, str]:
     # the request that started it ("Failed to load function"; a Pub/Sub message is acknowledged anyway).
     # The default, 30 s, is exceeded on 2 shared cores when a burst of deliveries starts ten workers at once.
     env.setdefault("FUNCTIONS_DISCOVERY_TIMEOUT", "120")
+    # At most this many messages per topic in flight from the Pub/Sub bridge to the functions (the patch's
+    # flow control). Stock firebase-tools allows 1,000: a burst then opens ~1,000 connections to the
+    # Functions emulator (connects time out past its accept backlog) and starts 50 Python workers on 2
+    # cores. Measured with 2,000 unique events (+50 duplicates) at 100/s: all applied 33 s after the first
+    # publish at 16 in flight, 45 s at 8, 57 s at 32 (cold-start storm), 1,550 in 52 s at 1,000 with 277
+    # failed POSTs to redeliver (docs/reliability.md).
+    env.setdefault("OFFERLAB_PUBSUB_MAX_IN_FLIGHT", "16")
     return env
 
 
@@ -179,6 +188,8 @@ def run(args: list[str]) -> int:
 
     patch(ROOT)
     cli = [firebase_cli(), "--project", PROJECT, "--config", str(firebase_config())]
+    if os.environ.get("OFFERLAB_EMULATOR_DEBUG"):  # firebase-tools' DEBUG lines too (the bridge, the worker pool)
+        cli.append("--debug")
     if args and args[0] == "serve":
         command = [*cli, "emulators:start", "--only", ONLY, "--import", "emulator-data"]
     else:
