@@ -1,8 +1,8 @@
 """A connection pool that never reuses a connection the server may be closing.
 
-An HTTP server closes a keep-alive connection that stayed idle past its timeout: Node's default
-``server.keepAliveTimeout`` is 5 s, and the Functions emulator's server keeps that default (measured:
-tests/e2e/test_client_connections.py). A client that sends a request on such a connection in the instant
+An HTTP server closes a keep-alive connection that stayed idle past its timeout: the Functions emulator's
+server (Node 20, default ``keepAliveTimeout``) advertises ``Keep-Alive: timeout=5`` and closes at 6.0 s
+(measured: tests/e2e/test_client_connections.py). A client that sends a request on such a connection in the instant
 the server closes it gets no response: ``RemoteDisconnected('Remote end closed connection without
 response')`` or a reset. urllib3 checks a pooled connection before reuse and replaces one whose close it
 has already *received*, but the race is in the moment before: the server's timer fires (late, when its
@@ -20,7 +20,7 @@ from typing import Any
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-# Below the Functions emulator's (Node's) 5 s keep-alive timeout with a margin for a late timer on our
+# Below the 5 s the Functions emulator advertises (it closes at 6 s), with a margin for a late timer on our
 # side. Google's front end in production keeps idle connections open far longer, so this costs at most a
 # new connection (and TLS handshake) after a pause of a few seconds.
 DEFAULT_MAX_IDLE_SECONDS = 4.0
@@ -49,12 +49,14 @@ class _IdleLimit:
     def _get_conn(self, timeout: float | None = None) -> Any:
         conn = super()._get_conn(timeout)  # type: ignore[misc]
         since = getattr(conn, "_offerlab_idle_since", None)
-        if since is not None and getattr(conn, "sock", None) is not None:
-            if time.monotonic() - since > self.max_idle:
-                conn.close()
-                self.stats.add("replaced_idle")
-            else:
-                self.stats.add("reused")
+        if since is None:
+            return conn                   # a new connection
+        conn._offerlab_idle_since = None
+        if time.monotonic() - since > self.max_idle:
+            conn.close()                  # (urllib3 may already have closed it, if the server's FIN arrived)
+            self.stats.add("replaced_idle")
+        elif getattr(conn, "sock", None) is not None:
+            self.stats.add("reused")
         return conn
 
     def _put_conn(self, conn: Any) -> None:

@@ -95,10 +95,19 @@ def firestore_launcher(gcloud_jar: Path) -> Path:
     return launcher
 
 
+def port_offset() -> int:
+    return int(os.environ.get("OFFERLAB_PORT_OFFSET", "0") or 0)
+
+
+def worker_port_base(offset: int) -> int:
+    """The first of the 1,000 ports this suite's Python workers may use (10000–31999)."""
+    return 10000 + (10 * offset) % 22000
+
+
 def firebase_config() -> Path:
     """firebase.json, or with OFFERLAB_PORT_OFFSET=N a copy whose ports are shifted by N, so several
     suites (parallel developers, a demo beside a test run) can run on one machine."""
-    offset = int(os.environ.get("OFFERLAB_PORT_OFFSET", "0") or 0)
+    offset = port_offset()
     if not offset:
         return ROOT / "firebase.json"
     config = json.loads((ROOT / "firebase.json").read_text())
@@ -151,6 +160,10 @@ def suite_env() -> dict[str, str]:
     # publish at 16 in flight, 45 s at 8, 57 s at 32 (cold-start storm), 1,550 in 52 s at 1,000 with 277
     # failed POSTs to redeliver (docs/reliability.md).
     env.setdefault("OFFERLAB_PUBSUB_MAX_IN_FLIGHT", "16")
+    # This suite's Python workers listen on ports of their own (the patch), so suites at different port
+    # offsets never hand each other's requests to the wrong worker: offset N → 10000 + 10·N … + 999 (offsets
+    # are multiples of 100 by convention; below 32768, Linux's ephemeral range).
+    env.setdefault("OFFERLAB_WORKER_PORT_BASE", str(worker_port_base(port_offset())))
     return env
 
 

@@ -1,4 +1,4 @@
-"""Patch three races in firebase-tools' emulators that lose requests to Python workers or Pub/Sub deliveries.
+"""Patch four races in firebase-tools' emulators that lose requests to Python workers or Pub/Sub deliveries.
 
 1. Shared ports (firebase-tools 15.34.2, lib/emulator/functionsEmulator.js, ``startPython``): each new worker
 gets ``portfinder.getPortPromise({port: 8081 + randomInt(0, 1000)})``, the first port that is free *now*;
@@ -39,8 +39,18 @@ asked for) it *nacks* the message after a full-jitter backoff (up to 10 s) so th
 and triggers that already took the message are not called again. A 4xx (a request the function can
 never accept) is given up on with a warning, as production would after its retries.
 
+4. Worker ports shared between suites (``startPython`` again): every suite on the machine draws its workers'
+ports from the same 8081–9080, and the reservation of (1) is per process. Two suites (several developers'
+``make test`` at different port offsets, or a demo beside a test run) can pick the same port: ours dies
+with "Connection in use" and our emulator sends its requests to the *other suite's* worker, which serves
+another function against another database. Seen in a demo run beside two other suites: 25 of 122 metric
+events lost, four of them answered by a callable worker (HTTP 400 ``INVALID_ARGUMENT "Bad Request"`` to a
+Pub/Sub delivery), the gunicorn log saying "Connection in use: ('127.0.0.1', 8882)". The patch moves the
+range of worker ports (8081–9080, and the discovery server's 8081) to ``$OFFERLAB_WORKER_PORT_BASE`` +
+0–999, which scripts/emulators.py derives from the suite's port offset.
+
 Applied by scripts/emulators.py before the suite starts; idempotent; it fails loudly when the code it
-patches is not found (another firebase-tools version: re-check all three bugs).
+patches is not found (another firebase-tools version: re-check all four bugs).
 """
 from __future__ import annotations
 
@@ -55,6 +65,8 @@ KEEPALIVE_MARKER = "offerlab patch: no keep-alive to workers"
 REDELIVERY_MARKER = "offerlab patch: redeliver failed Pub/Sub deliveries"
 IN_FLIGHT_MARKER = "offerlab patch: bounded Pub/Sub deliveries in flight"
 IN_FLIGHT_ENV = "OFFERLAB_PUBSUB_MAX_IN_FLIGHT"
+PORT_RANGE_MARKER = "offerlab patch: worker ports of this suite only"
+PORT_BASE_ENV = "OFFERLAB_WORKER_PORT_BASE"
 
 ORIGINAL = """        const port = await portfinder.getPortPromise({
             port: 8081 + (0, utils_1.randomInt)(0, 1000),
@@ -172,10 +184,30 @@ IN_FLIGHT_PATCHED = f"""        // {IN_FLIGHT_MARKER} (scripts/patch_functions_e
             this.onMessage(topicName, message);
         }});"""
 
+PORT_RANGE_ORIGINAL = """const portfinder = require("portfinder");
+"""
+
+PORT_RANGE_PATCHED = f"""const portfinder = require("portfinder");
+// {PORT_RANGE_MARKER} (scripts/patch_functions_emulator.py)
+{{
+    const base = Number.parseInt(process.env.{PORT_BASE_ENV} ?? "", 10);
+    if (base > 0 && !portfinder.__offerlabWorkerPortBase) {{
+        const find = portfinder.getPortPromise;
+        portfinder.__offerlabWorkerPortBase = base;
+        portfinder.getPortPromise = (options, ...rest) => {{
+            const port = options?.port;
+            const inRange = typeof port === "number" && port >= 8081 && port < 9081;
+            return find.call(portfinder, inRange ? {{ ...options, port: base + (port - 8081) }} : options, ...rest);
+        }};
+    }}
+}}
+"""
+
 # (file, marker, the code as npm ships it, the patched code)
 PATCHES = (
     (FUNCTIONS_JS, MARKER, ORIGINAL, PATCHED),
     (FUNCTIONS_JS, KEEPALIVE_MARKER, KEEPALIVE_ORIGINAL, KEEPALIVE_PATCHED),
+    (FUNCTIONS_JS, PORT_RANGE_MARKER, PORT_RANGE_ORIGINAL, PORT_RANGE_PATCHED),
     (PUBSUB_JS, REDELIVERY_MARKER, REDELIVERY_ORIGINAL, REDELIVERY_PATCHED),
     (PUBSUB_JS, IN_FLIGHT_MARKER, IN_FLIGHT_ORIGINAL, IN_FLIGHT_PATCHED),
 )

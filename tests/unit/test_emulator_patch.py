@@ -188,3 +188,50 @@ def test_the_bridge_bounds_its_deliveries_in_flight_before_it_subscribes(pristin
     out = subprocess.run([_node(), str(driver), str(pristine / PUBSUB_JS)], check=True, capture_output=True,
                          text=True, timeout=30, env={"PATH": os.environ["PATH"], **env}).stdout
     assert json.loads(out) == expected
+
+
+PORTS_DRIVER = r"""
+const Module = require("module");
+const realLoad = Module._load;
+const asked = [];
+const portfinder = { getPortPromise: async (options) => { asked.push(options?.port ?? null); return options?.port; } };
+const stub = new Proxy({}, { get: (target, name) => (name in target ? target[name] : function () {}) });
+Module._load = function (request, parent, isMain) {
+    if (request === "portfinder") return portfinder;
+    if (request === process.argv[2] || ["fs", "path", "http", "os", "url", "events", "util", "crypto", "stream",
+                                        "child_process"].includes(request))
+        return realLoad(request, parent, isMain);
+    return stub;
+};
+require(process.argv[2]);
+(async () => {
+    await portfinder.getPortPromise({ port: 8081 });     // the discovery server
+    await portfinder.getPortPromise({ port: 8500 });     // a worker
+    await portfinder.getPortPromise({ port: 9080 });
+    await portfinder.getPortPromise({ port: 9229 });     // the inspector: not a worker port
+    await portfinder.getPortPromise();
+    console.log(JSON.stringify(asked));
+})();
+"""
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"OFFERLAB_WORKER_PORT_BASE": "12000"}, [12000, 12419, 12999, 9229, None]),
+    ({}, [8081, 8500, 9080, 9229, None]),             # unset: firebase-tools' own range
+])
+def test_worker_ports_move_to_the_suites_own_range(pristine, env, expected):
+    patch(pristine)
+    driver = pristine / "ports.js"
+    driver.write_text(PORTS_DRIVER)
+    out = subprocess.run([_node(), str(driver), str(pristine / TARGETS[0])], check=True, capture_output=True,
+                         text=True, timeout=30, env={"PATH": os.environ["PATH"], **env}).stdout
+    assert json.loads(out) == expected
+
+
+def test_suites_at_different_port_offsets_get_disjoint_worker_port_ranges():
+    from emulators import worker_port_base
+
+    bases = [worker_port_base(offset) for offset in range(0, 2200, 100)]
+    assert bases[0] == 10000 and bases[2] == 12000
+    assert all(b - a >= 1000 for a, b in zip(bases, bases[1:]))
+    assert max(bases) + 999 < 32768                    # below Linux's ephemeral ports
