@@ -1,8 +1,10 @@
 """Start the Firebase Emulator Suite (functions, firestore, pubsub, auth) through firebase-tools.
 
 Usage:
-    python scripts/emulators.py exec CMD...   run CMD while the suite is up, then stop everything
-    python scripts/emulators.py serve         the suite in the foreground, emulator-data/ imported
+    python scripts/emulators.py exec CMD...   run CMD while the suite is up, then stop everything; the
+                                              suite's output goes to out/emulators.log ($OFFERLAB_EMULATOR_LOG),
+                                              its last lines are printed when CMD fails
+    python scripts/emulators.py serve [DIR]   the suite in the foreground, DIR (default emulator-data/) imported
 
 Why this file exists (see ../shared/notes/emulators.md for the checked facts):
 * firebase-tools 15 refuses Java < 21: we use the system Java when it is new enough, else the Java
@@ -149,6 +151,11 @@ def suite_env() -> dict[str, str]:
         OFFERLAB_FUNCTIONS_URL=f"http://{addr('functions')}/{PROJECT}/{REGION}",
     )
     env.setdefault("FIREBASE_CLI_DISABLE_UPDATE_CHECK", "true")
+    # Offline there is no GCE metadata server: without these, the Google auth libraries probe it and warn
+    # (Node's gcp-metadata: "MetadataLookupWarning: received unexpected error", twice per start; Python's
+    # google-auth probes too). The emulators need no credentials.
+    env.setdefault("METADATA_SERVER_DETECTION", "none")
+    env.setdefault("NO_GCE_CHECK", "True")
     # A new Python worker must answer its health probe within this many seconds, else the emulator drops
     # the request that started it ("Failed to load function"; a Pub/Sub message is acknowledged anyway).
     # The default, 30 s, is exceeded on 2 shared cores when a burst of deliveries starts ten workers at once.
@@ -193,7 +200,64 @@ def _kill_group(proc: subprocess.Popen) -> None:
             return
 
 
+LOG_TAIL_LINES = 40
+READY = "All emulators ready"     # printed by `firebase emulators:start` once every emulator is up
+START_TIMEOUT_S = 240.0
+
+
+def log_path() -> Path:
+    """Where the suite's own output goes (firebase-tools, the emulators, the Python workers)."""
+    return Path(os.environ.get("OFFERLAB_EMULATOR_LOG") or ROOT / "out" / "emulators.log")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def print_log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> None:
+    """The last lines of the suite's log, on stderr, for a run that failed."""
+    try:
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        tail = []
+    print(f"\n--- last {len(tail)} lines of {_shown(log)} (the emulators' log) ---", file=sys.stderr)
+    for line in tail:
+        print(f"  {line}", file=sys.stderr)
+    print(f"--- end of {_shown(log)} ---", file=sys.stderr, flush=True)
+
+
+def _wait_ready(proc: subprocess.Popen, log: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if READY in log.read_text(errors="replace"):
+                return True
+        except OSError:
+            pass
+        time.sleep(0.25)
+    return False
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Ask the CLI to shut the suite down (it exports first with --export-on-exit), then clear the group."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            pass
+    _kill_group(proc)
+
+
 def run(args: list[str]) -> int:
+    """``serve``: the suite in the foreground. Otherwise run the command ``args`` while the suite is up:
+    the suite's output goes to ``log_path()`` (the terminal shows only the command's own output), and when
+    the suite fails to start or the command fails, the log's last lines are printed and the file named."""
     env = suite_env()
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -204,20 +268,43 @@ def run(args: list[str]) -> int:
     if os.environ.get("OFFERLAB_EMULATOR_DEBUG"):  # firebase-tools' DEBUG lines too (the bridge, the worker pool)
         cli.append("--debug")
     if args and args[0] == "serve":
-        command = [*cli, "emulators:start", "--only", ONLY, "--import", "emulator-data"]
-    else:
-        if not args:
-            sys.exit("usage: scripts/with-emulators CMD...")
-        command = [*cli, "emulators:exec", "--only", ONLY, shlex.join(args)]
-        if os.environ.get("OFFERLAB_EXPORT_DIR"):  # `make emulator-data`: keep the state the command left
-            command[-1:-1] = ["--export-on-exit", os.environ["OFFERLAB_EXPORT_DIR"]]
-    proc = subprocess.Popen(command, env=env, start_new_session=True)
+        data = args[1] if len(args) > 1 else "emulator-data"
+        proc = subprocess.Popen([*cli, "emulators:start", "--only", ONLY, "--import", data], env=env,
+                                start_new_session=True)
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            _stop(proc)
+    if not args:
+        sys.exit("usage: scripts/with-emulators CMD...")
+    command = [*cli, "emulators:start", "--only", ONLY]
+    if os.environ.get("OFFERLAB_EXPORT_DIR"):  # keep the state the command left (`make demo`, `make emulator-data`)
+        command += ["--export-on-exit", os.environ["OFFERLAB_EXPORT_DIR"]]
+    log = log_path()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    rc = 1
     try:
-        return proc.wait()
+        if not _wait_ready(proc, log, START_TIMEOUT_S):
+            print(f"emulators: the suite did not start (log: {_shown(log)})", file=sys.stderr)
+            print_log_tail(log)
+            return 1
+        print(f"emulators: {ONLY.replace(',', ', ')} up in {time.monotonic() - started:.0f} s; "
+              f"their log: {_shown(log)}", file=sys.stderr, flush=True)
+        rc = subprocess.call(args, env=env)
     except KeyboardInterrupt:
-        return 130
+        rc = 130
     finally:
-        _kill_group(proc)
+        _stop(proc)
+    if rc != 0:
+        print_log_tail(log)
+        print(f"emulators: the command failed (exit {rc}); the emulators' full log: {_shown(log)}", file=sys.stderr)
+    return rc
 
 
 if __name__ == "__main__":
@@ -228,7 +315,7 @@ if __name__ == "__main__":
             print(f"export {key}={shlex.quote(suite_env()[key])}")
         sys.exit(0)
     if action == "serve":
-        sys.exit(run(["serve"]))
+        sys.exit(run(["serve", *sys.argv[2:3]]))
     if action == "exec":
         sys.exit(run(sys.argv[2:]))
     sys.exit(__doc__)
