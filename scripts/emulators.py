@@ -217,10 +217,13 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def print_log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> None:
-    """The last lines of the suite's log, on stderr, for a run that failed."""
+def print_log_tail(log: Path, lines: int = LOG_TAIL_LINES, upto: int | None = None) -> None:
+    """The last lines of the suite's log (of its first ``upto`` bytes: before the shutdown), on stderr, for a
+    run that failed."""
     try:
-        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        with log.open("rb") as f:
+            text = f.read(upto if upto is not None else -1).decode(errors="replace")
+        tail = text.splitlines()[-lines:]
     except OSError:
         tail = []
     print(f"\n--- last {len(tail)} lines of {_shown(log)} (the emulators' log) ---", file=sys.stderr)
@@ -286,9 +289,11 @@ def run(args: list[str]) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with log.open("w") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        # NO_COLOR, FORCE_COLOR=0: a log file, not a terminal (firebase-tools colours its tables otherwise).
+        proc = subprocess.Popen(command, env={**env, "NO_COLOR": "1", "FORCE_COLOR": "0"}, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     rc = 1
+    end_of_run = None
     try:
         if not _wait_ready(proc, log, START_TIMEOUT_S):
             print(f"emulators: the suite did not start (log: {_shown(log)})", file=sys.stderr)
@@ -297,12 +302,13 @@ def run(args: list[str]) -> int:
         print(f"emulators: {ONLY.replace(',', ', ')} up in {time.monotonic() - started:.0f} s; "
               f"their log: {_shown(log)}", file=sys.stderr, flush=True)
         rc = subprocess.call(args, env=env)
+        end_of_run = log.stat().st_size
     except KeyboardInterrupt:
         rc = 130
     finally:
         _stop(proc)
     if rc != 0:
-        print_log_tail(log)
+        print_log_tail(log, upto=end_of_run)
         print(f"emulators: the command failed (exit {rc}); the emulators' full log: {_shown(log)}", file=sys.stderr)
     return rc
 
