@@ -489,6 +489,8 @@ def main() -> int:
         import traceback  # noqa: PLC0415
 
         s["error"] = traceback.format_exc()
+        if ui.failed_step is None:  # raised between steps: still a failed run
+            ui.check("the demo ran to its end", False, s["error"].strip().splitlines()[-1][:120])
     s["elapsedSeconds"] = ui.elapsed()
     s["stepSeconds"] = {st.title: st.seconds for st in ui.steps}
     s["checks"] = {c.name: {"ok": c.ok, "detail": c.detail, "fatal": c.fatal} for c in ui.checks}
