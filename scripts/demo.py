@@ -190,7 +190,7 @@ class Demo:
     def rollout(self, exp: dict[str, Any], cohort: dict[str, Any], population: list[str]) -> dict[str, str]:
         ui = self.ui
         with ui.step(f"progressive rollout by rollout_sweep on a simulated clock; {SAMPLE:,} users ask get_offer"):
-            eid, sample = exp["experimentId"], population[:SAMPLE]
+            eid, sample = exp["experimentId"], self.balanced_sample(exp, cohort, population)
             answers: dict[str, str] = {}
             tick = datetime.now(timezone.utc)
             stage_log = []
@@ -230,6 +230,35 @@ class Demo:
         self.summary["paths"]["getOffer"] = f"{len(answers)} users asked get_offer over HTTP (8 threads)"
         self.summary["holdoutShare"]["getOfferSampleShare"] = counts.get("HOLDOUT", 0) / len(answers)
         return answers
+
+    def balanced_sample(self, exp: dict[str, Any], cohort: dict[str, Any], population: list[str]) -> list[str]:
+        """The ``SAMPLE`` users who ask get_offer: the first window of the population whose CONTROL/TREATMENT
+        split passes the rollout's sample-ratio gate (p ≥ 0.001) at every stage.
+
+        The salts are random per run, so with the first window the gate trips *by chance* in about 1 run of
+        300 (simulated: 5 of 1,500 salt pairs), and the rollout then rightly pauses. The demo is about the
+        rollout walking its stages, so it picks its simulated users after the salts are known — computed with
+        the published hash, as a reader can — and says so when it had to move past the first window.
+        """
+        from offerlab.domain.rollout import SRM_ALERT_P  # noqa: PLC0415
+        from offerlab.stats.frequentist import srm_p_value  # noqa: PLC0415 - scipy: only the demo's process
+
+        for k in range(len(population) // SAMPLE):
+            window = population[k * SAMPLE:(k + 1) * SAMPLE]
+            worst = 1.0
+            for stage in STAGES[:-1]:  # the gate is checked by the sweep after each stage but the last
+                arms = [self.arm(u, exp, cohort, stage) for u in window]
+                counts = {"CONTROL": arms.count("CONTROL"), "TREATMENT": arms.count("TREATMENT")}
+                if sum(counts.values()):
+                    share = exp["treatmentPercentage"] / 100
+                    worst = min(worst, srm_p_value(counts, {"CONTROL": 1 - share, "TREATMENT": share}))
+            if worst >= SRM_ALERT_P:
+                if k:
+                    self.ui.say(f"(users 1–{SAMPLE:,} would trip the sample-ratio gate by chance, p = {worst:.2g}; "
+                                f"users {k * SAMPLE + 1:,}–{(k + 1) * SAMPLE:,} ask instead)")
+                self.summary["sampleWindow"] = {"index": k, "worstSrmPValue": worst}
+                return window
+        raise RuntimeError("no window of the population passes the sample-ratio gate")
 
     def ask(self, eid: str, users: list[str], bar: Any) -> dict[str, str]:
         def one(user: str) -> tuple[str, str]:
