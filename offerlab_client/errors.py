@@ -52,9 +52,14 @@ class Internal(CallableError):
     status = "INTERNAL"
 
 
+class Unavailable(CallableError):
+    """Not an offerlab answer (API.md §9 never uses it): the serving layer had no instance for the call."""
+    status = "UNAVAILABLE"
+
+
 BY_STATUS: dict[str, type[CallableError]] = {
     cls.status: cls for cls in (InvalidArgument, Unauthenticated, PermissionDenied, NotFound,
-                                FailedPrecondition, Aborted, AlreadyExists, Internal)
+                                FailedPrecondition, Aborted, AlreadyExists, Internal, Unavailable)
 }
 
 

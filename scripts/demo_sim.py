@@ -16,7 +16,6 @@ the cohort's random salt (which decides who is in which arm).
 """
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
@@ -27,26 +26,6 @@ CONVERSION = {"CONTROL": 0.30, "TREATMENT": 0.27}
 MEAN_RENEWALS = 3.0
 REFUND_SHARE = 0.02
 TRUE_LIFT_PERCENT = 100 * (CONVERSION["TREATMENT"] * PRICES["TREATMENT"] / (CONVERSION["CONTROL"] * PRICES["CONTROL"]) - 1)
-
-
-class Progress:
-    """A plain text progress bar on stderr (no extra package): ``[#####.....]  50% 10/20 label``."""
-
-    def __init__(self, label: str, total: int, width: int = 30) -> None:
-        self.label, self.total, self.width, self.done = label, max(total, 1), width, 0
-        self._draw()
-
-    def advance(self, n: int = 1) -> None:
-        self.done = min(self.total, self.done + n)
-        self._draw()
-
-    def _draw(self) -> None:
-        filled = int(self.width * self.done / self.total)
-        sys.stdout.write(f"\r   [{'#' * filled}{'.' * (self.width - filled)}] {100 * self.done / self.total:5.1f}% "
-                         f"{self.done}/{self.total} {self.label}")
-        if self.done >= self.total:
-            sys.stdout.write("\n")
-        sys.stdout.flush()
 
 
 class Outcomes:
@@ -102,16 +81,17 @@ def outcome_totals(experiment_id: str, user_id: str, arm: str, outcome: dict[str
                       refunds=int(outcome["refund"]), at=at)
 
 
-def bulk_write(db, writes: list[tuple[Any, dict[str, Any]]], label: str) -> None:
-    """Batched writes (500 a batch, Firestore's limit) straight into the emulator's Firestore."""
-    bar = Progress(label, len(writes))
+def bulk_write(db, writes: list[tuple[Any, dict[str, Any]]], bar: Any = None) -> None:
+    """Batched writes (500 a batch, Firestore's limit) straight into the emulator's Firestore; ``bar`` (a
+    demo_ui progress bar, optional) advances per batch."""
     for start in range(0, len(writes), 500):
         batch = db.batch()
         chunk = writes[start:start + 500]
         for ref, data in chunk:
             batch.set(ref, data)
         batch.commit()
-        bar.advance(len(chunk))
+        if bar is not None:
+            bar.advance(len(chunk))
 
 
 def exposure_doc(experiment_id: str, user_id: str, arm: str, coverage: float, at: datetime) -> dict[str, Any]:

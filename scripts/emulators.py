@@ -2,8 +2,10 @@
 Storage emulator beside it (scripts/storage_emulator.py).
 
 Usage:
-    python scripts/emulators.py exec CMD...   run CMD while the suite is up, then stop everything
-    python scripts/emulators.py serve         the suite in the foreground, emulator-data/ imported
+    python scripts/emulators.py exec CMD...   run CMD while the suite is up, then stop everything; the
+                                              suite's output goes to out/emulators.log ($OFFERLAB_EMULATOR_LOG),
+                                              its last lines are printed when CMD fails
+    python scripts/emulators.py serve [DIR]   the suite in the foreground, DIR (default emulator-data/) imported
 
 Why this file exists (see ../shared/notes/emulators.md for the checked facts):
 * firebase-tools 15 refuses Java < 21: we use the system Java when it is new enough, else the Java
@@ -16,7 +18,9 @@ Why this file exists (see ../shared/notes/emulators.md for the checked facts):
 * A burst of deliveries starts many Python workers at once; on 2 cores some took over the emulator's
   30 s start-up limit and their requests were dropped: FUNCTIONS_DISCOVERY_TIMEOUT is raised to 120 s.
 * firebase-tools can hand two Python workers that start at the same moment the same port (one dies,
-  its requests reach the other): scripts/patch_functions_emulator.py is applied before every start.
+  its requests reach the other), reuses sockets the workers are closing, and its Pub/Sub bridge
+  acknowledges a message whose delivery failed: scripts/patch_functions_emulator.py is applied before
+  every start (and bounds the bridge's deliveries in flight: OFFERLAB_PUBSUB_MAX_IN_FLIGHT).
 * firebase-tools leaves its Python workers running after ``emulators:exec``: the suite runs in its own
   process group (session) and the whole group is killed afterwards, so nothing is left behind.
 * Storage (published ledger checkpoints): firebase-tools' own Storage emulator needs a rules-runtime jar
@@ -99,10 +103,19 @@ def firestore_launcher(gcloud_jar: Path) -> Path:
     return launcher
 
 
+def port_offset() -> int:
+    return int(os.environ.get("OFFERLAB_PORT_OFFSET", "0") or 0)
+
+
+def worker_port_base(offset: int) -> int:
+    """The first of the 1,000 ports this suite's Python workers may use (10000–31999)."""
+    return 10000 + (10 * offset) % 22000
+
+
 def firebase_config() -> Path:
     """firebase.json, or with OFFERLAB_PORT_OFFSET=N a copy whose ports are shifted by N, so several
     suites (parallel developers, a demo beside a test run) can run on one machine."""
-    offset = int(os.environ.get("OFFERLAB_PORT_OFFSET", "0") or 0)
+    offset = port_offset()
     if not offset:
         return ROOT / "firebase.json"
     config = json.loads((ROOT / "firebase.json").read_text())
@@ -150,10 +163,26 @@ def suite_env() -> dict[str, str]:
         OFFERLAB_FUNCTIONS_URL=f"http://{addr('functions')}/{PROJECT}/{REGION}",
     )
     env.setdefault("FIREBASE_CLI_DISABLE_UPDATE_CHECK", "true")
+    # Offline there is no GCE metadata server: without these, the Google auth libraries probe it and warn
+    # (Node's gcp-metadata: "MetadataLookupWarning: received unexpected error", twice per start; Python's
+    # google-auth probes too). The emulators need no credentials.
+    env.setdefault("METADATA_SERVER_DETECTION", "none")
+    env.setdefault("NO_GCE_CHECK", "True")
     # A new Python worker must answer its health probe within this many seconds, else the emulator drops
     # the request that started it ("Failed to load function"; a Pub/Sub message is acknowledged anyway).
     # The default, 30 s, is exceeded on 2 shared cores when a burst of deliveries starts ten workers at once.
     env.setdefault("FUNCTIONS_DISCOVERY_TIMEOUT", "120")
+    # At most this many messages per topic in flight from the Pub/Sub bridge to the functions (the patch's
+    # flow control). Stock firebase-tools allows 1,000: a burst then opens ~1,000 connections to the
+    # Functions emulator (connects time out past its accept backlog) and starts 50 Python workers on 2
+    # cores. Measured with 2,000 unique events (+50 duplicates) at 100/s: all applied 33 s after the first
+    # publish at 16 in flight, 45 s at 8, 57 s at 32 (cold-start storm), 1,550 in 52 s at 1,000 with 277
+    # failed POSTs to redeliver (docs/reliability.md).
+    env.setdefault("OFFERLAB_PUBSUB_MAX_IN_FLIGHT", "16")
+    # This suite's Python workers listen on ports of their own (the patch), so suites at different port
+    # offsets never hand each other's requests to the wrong worker: offset N → 10000 + 10·N … + 999 (offsets
+    # are multiples of 100 by convention; below 32768, Linux's ephemeral range).
+    env.setdefault("OFFERLAB_WORKER_PORT_BASE", str(worker_port_base(port_offset())))
     return env
 
 
@@ -183,7 +212,67 @@ def _kill_group(proc: subprocess.Popen) -> None:
             return
 
 
+LOG_TAIL_LINES = 40
+READY = "All emulators ready"     # printed by `firebase emulators:start` once every emulator is up
+START_TIMEOUT_S = 240.0
+
+
+def log_path() -> Path:
+    """Where the suite's own output goes (firebase-tools, the emulators, the Python workers)."""
+    return Path(os.environ.get("OFFERLAB_EMULATOR_LOG") or ROOT / "out" / "emulators.log")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def print_log_tail(log: Path, lines: int = LOG_TAIL_LINES, upto: int | None = None) -> None:
+    """The last lines of the suite's log (of its first ``upto`` bytes: before the shutdown), on stderr, for a
+    run that failed."""
+    try:
+        with log.open("rb") as f:
+            text = f.read(upto if upto is not None else -1).decode(errors="replace")
+        tail = text.splitlines()[-lines:]
+    except OSError:
+        tail = []
+    print(f"\n--- last {len(tail)} lines of {_shown(log)} (the emulators' log) ---", file=sys.stderr)
+    for line in tail:
+        print(f"  {line}", file=sys.stderr)
+    print(f"--- end of {_shown(log)} ---", file=sys.stderr, flush=True)
+
+
+def _wait_ready(proc: subprocess.Popen, log: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if READY in log.read_text(errors="replace"):
+                return True
+        except OSError:
+            pass
+        time.sleep(0.25)
+    return False
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Ask the CLI to shut the suite down (it exports first with --export-on-exit), then clear the group."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            pass
+    _kill_group(proc)
+
+
 def run(args: list[str]) -> int:
+    """``serve``: the suite in the foreground. Otherwise run the command ``args`` while the suite is up:
+    the suite's output goes to ``log_path()`` (the terminal shows only the command's own output), and when
+    the suite fails to start or the command fails, the log's last lines are printed and the file named."""
     env = suite_env()
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -191,39 +280,72 @@ def run(args: list[str]) -> int:
 
     patch(ROOT)
     cli = [firebase_cli(), "--project", PROJECT, "--config", str(firebase_config())]
-    if args and args[0] == "serve":
-        command = [*cli, "emulators:start", "--only", ONLY, "--import", "emulator-data"]
-    else:
-        if not args:
-            sys.exit("usage: scripts/with-emulators CMD...")
-        command = [*cli, "emulators:exec", "--only", ONLY, shlex.join(args)]
-        if os.environ.get("OFFERLAB_EXPORT_DIR"):  # `make emulator-data`: keep the state the command left
-            command[-1:-1] = ["--export-on-exit", os.environ["OFFERLAB_EXPORT_DIR"]]
+    if os.environ.get("OFFERLAB_EMULATOR_DEBUG"):  # firebase-tools' DEBUG lines too (the bridge, the worker pool)
+        cli.append("--debug")
+    serving = bool(args) and args[0] == "serve"
+    if not serving and not args:
+        sys.exit("usage: scripts/with-emulators CMD...")
     from storage_emulator import export as export_storage, start as start_storage  # noqa: PLC0415
 
     storage_host, storage_port = env["STORAGE_EMULATOR_HOST"][len("http://"):].rsplit(":", 1)
-    serving = args and args[0] == "serve"
-    recorded_key = ROOT / "emulator-data/ledger-verifier.vkey"
-    if serving and recorded_key.exists():  # checkpoints of emulator-data were signed by the recorder's key
-        env["OFFERLAB_LEDGER_PREVIOUS_VERIFIER_KEYS"] = recorded_key.read_text().strip()
-    storage = start_storage(storage_host, int(storage_port), ROOT / "emulator-data/storage_export" if serving else None)
-    proc = subprocess.Popen(command, env=env, start_new_session=True)
-    try:
-        code = proc.wait()
-        if os.environ.get("OFFERLAB_EXPORT_DIR") and not serving:  # `make emulator-data`: the checkpoints too
-            export_dir = Path(os.environ["OFFERLAB_EXPORT_DIR"])
-            export_storage(storage_host, int(storage_port), export_dir / "storage_export")
-            (export_dir / "ledger-verifier.vkey").write_text(env["OFFERLAB_LEDGER_VERIFIER_KEY"] + "\n")
-        return code
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        _kill_group(proc)
-        storage.terminate()
+    if serving:
+        data = args[1] if len(args) > 1 else "emulator-data"
+        recorded_key = ROOT / data / "ledger-verifier.vkey"
+        if recorded_key.exists():  # the checkpoints of the recorded state were signed by the recorder's key
+            env["OFFERLAB_LEDGER_PREVIOUS_VERIFIER_KEYS"] = recorded_key.read_text().strip()
+        storage = start_storage(storage_host, int(storage_port), ROOT / data / "storage_export")
+        proc = subprocess.Popen([*cli, "emulators:start", "--only", ONLY, "--import", data], env=env,
+                                start_new_session=True)
         try:
-            storage.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            storage.kill()
+            return proc.wait()
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            _stop(proc)
+            _stop_storage(storage)
+    command = [*cli, "emulators:start", "--only", ONLY]
+    export_dir = os.environ.get("OFFERLAB_EXPORT_DIR")
+    if export_dir:  # keep the state the command left (`make demo`, `make emulator-data`)
+        command += ["--export-on-exit", export_dir]
+    storage = start_storage(storage_host, int(storage_port), None)
+    log = log_path()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with log.open("w") as out:
+        # NO_COLOR, FORCE_COLOR=0: a log file, not a terminal (firebase-tools colours its tables otherwise).
+        proc = subprocess.Popen(command, env={**env, "NO_COLOR": "1", "FORCE_COLOR": "0"}, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    rc = 1
+    end_of_run = None
+    try:
+        if not _wait_ready(proc, log, START_TIMEOUT_S):
+            print(f"emulators: the suite did not start (log: {_shown(log)})", file=sys.stderr)
+            print_log_tail(log)
+            return 1
+        print(f"emulators: {ONLY.replace(',', ', ')} up in {time.monotonic() - started:.0f} s; "
+              f"their log: {_shown(log)}", file=sys.stderr, flush=True)
+        rc = subprocess.call(args, env=env)
+        end_of_run = log.stat().st_size
+    except KeyboardInterrupt:
+        rc = 130
+    finally:
+        _stop(proc)
+        if export_dir:  # the published checkpoints too, and the key that signed them
+            export_storage(storage_host, int(storage_port), Path(export_dir) / "storage_export")
+            (Path(export_dir) / "ledger-verifier.vkey").write_text(env["OFFERLAB_LEDGER_VERIFIER_KEY"] + "\n")
+        _stop_storage(storage)
+    if rc != 0:
+        print_log_tail(log, upto=end_of_run)
+        print(f"emulators: the command failed (exit {rc}); the emulators' full log: {_shown(log)}", file=sys.stderr)
+    return rc
+
+
+def _stop_storage(storage: subprocess.Popen) -> None:
+    storage.terminate()
+    try:
+        storage.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        storage.kill()
 
 
 if __name__ == "__main__":
@@ -234,7 +356,7 @@ if __name__ == "__main__":
             print(f"export {key}={shlex.quote(suite_env()[key])}")
         sys.exit(0)
     if action == "serve":
-        sys.exit(run(["serve"]))
+        sys.exit(run(["serve", *sys.argv[2:3]]))
     if action == "exec":
         sys.exit(run(sys.argv[2:]))
     sys.exit(__doc__)

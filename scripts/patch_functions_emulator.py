@@ -1,4 +1,4 @@
-"""Patch two races in firebase-tools' Functions emulator that lose requests to Python workers.
+"""Patch four races in firebase-tools' emulators that lose requests to Python workers or Pub/Sub deliveries.
 
 1. Shared ports (firebase-tools 15.34.2, lib/emulator/functionsEmulator.js, ``startPython``): each new worker
 gets ``portfinder.getPortPromise({port: 8081 + randomInt(0, 1000)})``, the first port that is free *now*;
@@ -21,17 +21,52 @@ callable with HTTP 500 ``{"code": "ECONNRESET"}`` and loses a Pub/Sub delivery. 
 workers, a few seconds after their previous request. The patch opens a fresh connection per request
 (``agent: false``), which costs nothing measurable on localhost. (The same race as nodejs/node#47130.)
 
+3. Pub/Sub deliveries acknowledged after a failure (lib/emulator/pubsubEmulator.js, ``onMessage``): the
+bridge that pulls each message from the Pub/Sub emulator and POSTs it to the Functions emulator catches
+a failed POST, logs it at DEBUG and acknowledges the message anyway, so the delivery is lost, where
+production Pub/Sub redelivers a message that was not acknowledged (every offerlab Pub/Sub function is
+declared ``retry=True``: tests/unit/test_delivery_policy.py). Worse, it asks for a JSON answer, and a
+function answers "OK": every *successful* POST also ended in "Unable to parse JSON" (harmless only because
+everything was acknowledged anyway). Measured on 2 cores with a burst of 1,500
+unique metric events (+50 duplicates) published at 100 a second: 1,316 and 1,082 of the 1,500 reached
+the function; the `--debug` log showed 2,615 POSTs failing with undici's "Connect Timeout Error" (10 s:
+the Functions emulator's hub, in the same saturated Node process as the bridge, did not accept in time)
+and 453 with "read ECONNRESET", each acknowledged. The Cloud SDK Pub/Sub emulator's gRPC
+``NoSuchMethodError`` stream errors appear only at shutdown (``onRstStreamRead``, when the subscriber
+closes its streams): they lose nothing. The patch acknowledges a message only once every trigger of the
+topic has taken it; after a transport failure, HTTP 429 or an HTTP 5xx (the function raised: redelivery
+asked for) it *nacks* the message after a full-jitter backoff (up to 10 s) so the emulator redelivers it,
+and triggers that already took the message are not called again. A 4xx (a request the function can
+never accept) is given up on with a warning, as production would after its retries.
+
+4. Worker ports shared between suites (``startPython`` again): every suite on the machine draws its workers'
+ports from the same 8081–9080, and the reservation of (1) is per process. Two suites (several developers'
+``make test`` at different port offsets, or a demo beside a test run) can pick the same port: ours dies
+with "Connection in use" and our emulator sends its requests to the *other suite's* worker, which serves
+another function against another database. Seen in a demo run beside two other suites: 25 of 122 metric
+events lost, four of them answered by a callable worker (HTTP 400 ``INVALID_ARGUMENT "Bad Request"`` to a
+Pub/Sub delivery), the gunicorn log saying "Connection in use: ('127.0.0.1', 8882)". The patch moves the
+range of worker ports (8081–9080, and the discovery server's 8081) to ``$OFFERLAB_WORKER_PORT_BASE`` +
+0–999, which scripts/emulators.py derives from the suite's port offset.
+
 Applied by scripts/emulators.py before the suite starts; idempotent; it fails loudly when the code it
-patches is not found (another firebase-tools version: re-check both bugs).
+patches is not found (another firebase-tools version: re-check all four bugs).
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-TARGET = Path("node_modules/firebase-tools/lib/emulator/functionsEmulator.js")
+FUNCTIONS_JS = Path("node_modules/firebase-tools/lib/emulator/functionsEmulator.js")
+PUBSUB_JS = Path("node_modules/firebase-tools/lib/emulator/pubsubEmulator.js")
+TARGETS = (FUNCTIONS_JS, PUBSUB_JS)
 MARKER = "offerlab patch: reserved python worker ports"
 KEEPALIVE_MARKER = "offerlab patch: no keep-alive to workers"
+REDELIVERY_MARKER = "offerlab patch: redeliver failed Pub/Sub deliveries"
+IN_FLIGHT_MARKER = "offerlab patch: bounded Pub/Sub deliveries in flight"
+IN_FLIGHT_ENV = "OFFERLAB_PUBSUB_MAX_IN_FLIGHT"
+PORT_RANGE_MARKER = "offerlab patch: worker ports of this suite only"
+PORT_BASE_ENV = "OFFERLAB_WORKER_PORT_BASE"
 
 ORIGINAL = """        const port = await portfinder.getPortPromise({
             port: 8081 + (0, utils_1.randomInt)(0, 1000),
@@ -67,24 +102,140 @@ KEEPALIVE_PATCHED = f"""    httpReqOpts() {{
         }};
     }}"""
 
-PATCHES = ((MARKER, ORIGINAL, PATCHED), (KEEPALIVE_MARKER, KEEPALIVE_ORIGINAL, KEEPALIVE_PATCHED))
+REDELIVERY_ORIGINAL = """        for (const { triggerKey, signatureType } of triggers) {
+            try {
+                const path = `/functions/projects/${this.args.projectId}/triggers/${triggerKey}`;
+                if (signatureType === "event") {
+                    await this.client.post(path, this.createLegacyEventRequestBody(topicName, message));
+                }
+                else if (signatureType === "cloudevent") {
+                    await this.client.post(path, this.createCloudEventRequestBody(topicName, message), { headers: { "Content-Type": "application/cloudevents+json; charset=UTF-8" } });
+                }
+                else {
+                    throw new error_1.FirebaseError(`Unsupported trigger signature: ${signatureType}`);
+                }
+            }
+            catch (e) {
+                this.logger.logLabeled("DEBUG", "pubsub", e);
+            }
+        }
+        this.logger.logLabeled("DEBUG", "pubsub", `Acking message ${message.id}`);
+        message.ack();"""
+
+REDELIVERY_PATCHED = f"""        // {REDELIVERY_MARKER} (scripts/patch_functions_emulator.py)
+        const pending = (this.__offerlabPending ??= new Map());
+        const key = `${{topicName}}/${{message.id}}`;
+        const state = pending.get(key) ?? {{ taken: new Set(), attempts: 0 }};
+        pending.set(key, state);
+        let failure;
+        for (const {{ triggerKey, signatureType }} of triggers) {{
+            if (state.taken.has(triggerKey)) {{
+                continue;
+            }}
+            try {{
+                const path = `/functions/projects/${{this.args.projectId}}/triggers/${{triggerKey}}`;
+                // The body is read as text (apiv2's "xml" type): a function answers "OK", which as JSON
+                // would fail to parse *after* a successful delivery and look like a failure.
+                if (signatureType === "event") {{
+                    await this.client.post(path, this.createLegacyEventRequestBody(topicName, message), {{ responseType: "xml" }});
+                }}
+                else if (signatureType === "cloudevent") {{
+                    await this.client.post(path, this.createCloudEventRequestBody(topicName, message), {{ headers: {{ "Content-Type": "application/cloudevents+json; charset=UTF-8" }}, responseType: "xml" }});
+                }}
+                else {{
+                    throw new error_1.FirebaseError(`Unsupported trigger signature: ${{signatureType}}`);
+                }}
+                state.taken.add(triggerKey);
+            }}
+            catch (e) {{
+                this.logger.logLabeled("DEBUG", "pubsub", e);
+                const status = e?.status;
+                const transient = status === undefined ? e?.original !== undefined : status === 429 || status >= 500;
+                if (transient) {{
+                    failure = failure ?? e;
+                }}
+                else {{
+                    state.taken.add(triggerKey);
+                    this.logger.logLabeled("WARN", "pubsub", `Message ${{message.id}} refused by ${{triggerKey}} (not redelivered): ${{e?.message ?? e}}`);
+                }}
+            }}
+        }}
+        if (failure) {{
+            state.attempts += 1;
+            const delay = Math.floor(Math.random() * Math.min(10000, 250 * 2 ** Math.min(state.attempts, 10)));
+            this.logger.logLabeled("WARN", "pubsub", `Delivery ${{state.attempts}} of message ${{message.id}} on ${{topicName}} failed (${{failure?.original?.message ?? failure?.message ?? failure}}); redelivering in ${{delay}} ms`);
+            setTimeout(() => message.nack(), delay).unref?.();
+            return;
+        }}
+        pending.delete(key);
+        this.logger.logLabeled("DEBUG", "pubsub", `Acking message ${{message.id}}`);
+        message.ack();"""
+
+IN_FLIGHT_ORIGINAL = """        sub.on("message", (message) => {
+            this.onMessage(topicName, message);
+        });"""
+
+IN_FLIGHT_PATCHED = f"""        // {IN_FLIGHT_MARKER} (scripts/patch_functions_emulator.py)
+        const inFlight = Number.parseInt(process.env.{IN_FLIGHT_ENV} ?? "", 10);
+        if (inFlight > 0) {{
+            sub.setOptions({{ flowControl: {{ maxMessages: inFlight, allowExcessMessages: false }} }});
+        }}
+        sub.on("message", (message) => {{
+            this.onMessage(topicName, message);
+        }});"""
+
+PORT_RANGE_ORIGINAL = """const portfinder = require("portfinder");
+"""
+
+PORT_RANGE_PATCHED = f"""const portfinder = require("portfinder");
+// {PORT_RANGE_MARKER} (scripts/patch_functions_emulator.py)
+{{
+    const base = Number.parseInt(process.env.{PORT_BASE_ENV} ?? "", 10);
+    if (base > 0 && !portfinder.__offerlabWorkerPortBase) {{
+        const find = portfinder.getPortPromise;
+        portfinder.__offerlabWorkerPortBase = base;
+        portfinder.getPortPromise = (options, ...rest) => {{
+            const port = options?.port;
+            const inRange = typeof port === "number" && port >= 8081 && port < 9081;
+            return find.call(portfinder, inRange ? {{ ...options, port: base + (port - 8081) }} : options, ...rest);
+        }};
+    }}
+}}
+"""
+
+# (file, marker, the code as npm ships it, the patched code)
+PATCHES = (
+    (FUNCTIONS_JS, MARKER, ORIGINAL, PATCHED),
+    (FUNCTIONS_JS, KEEPALIVE_MARKER, KEEPALIVE_ORIGINAL, KEEPALIVE_PATCHED),
+    (FUNCTIONS_JS, PORT_RANGE_MARKER, PORT_RANGE_ORIGINAL, PORT_RANGE_PATCHED),
+    (PUBSUB_JS, REDELIVERY_MARKER, REDELIVERY_ORIGINAL, REDELIVERY_PATCHED),
+    (PUBSUB_JS, IN_FLIGHT_MARKER, IN_FLIGHT_ORIGINAL, IN_FLIGHT_PATCHED),
+)
 
 
 def patch(root: Path) -> str:
-    """Apply the patches under ``root``; returns "patched" or "already patched"; raises when it cannot."""
-    path = root / TARGET
-    source = original = path.read_text()
-    for marker, before, after in PATCHES:
+    """Apply the patches under ``root``; returns "patched" or "already patched"; raises when it cannot.
+
+    Every file is checked before any is written, so an unknown version is refused without a half-patched
+    install. A file carrying a marker but not the current patched text (an older version of this patch)
+    is refused too: reinstall firebase-tools (``rm node_modules/.installed; make install``)."""
+    sources = {target: (root / target).read_text() for target in TARGETS}
+    patched = dict(sources)
+    for target, marker, before, after in PATCHES:
+        source = patched[target]
         if marker in source:
+            if after not in source:
+                raise RuntimeError(f"{root / target}: an older offerlab patch is applied; reinstall "
+                                   "firebase-tools; see scripts/patch_functions_emulator.py")
             continue
         if source.count(before) != 1:
-            raise RuntimeError(f"{path}: the code to patch was not found (firebase-tools upgraded?); "
+            raise RuntimeError(f"{root / target}: the code to patch was not found (firebase-tools upgraded?); "
                                "see scripts/patch_functions_emulator.py")
-        source = source.replace(before, after)
-    if source == original:
-        return "already patched"
-    path.write_text(source)
-    return "patched"
+        patched[target] = source.replace(before, after)
+    changed = [target for target in TARGETS if patched[target] != sources[target]]
+    for target in changed:
+        (root / target).write_text(patched[target])
+    return "patched" if changed else "already patched"
 
 
 if __name__ == "__main__":
