@@ -7,9 +7,9 @@ WITH_EMULATORS := scripts/with-emulators
 PYTEST_ARGS ?=
 TESTS ?= tests
 
-.PHONY: install demo test test-unit serve bench emulator-data clean
+.PHONY: install demo test test-unit serve bench emulator-data clean console-build
 
-install: $(VENV)/.installed node_modules/.installed /usr/bin/chromium
+install: $(VENV)/.installed node_modules/.installed console/node_modules/.installed /usr/bin/chromium
 
 # Headless Chromium for tests/e2e/test_report_browser.py (Debian's package; needs root, as the rest of the setup).
 /usr/bin/chromium:
@@ -26,25 +26,40 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-test: install
+# The web console (console/): its own package.json and lock, its own node_modules (the root one is shared).
+CONSOLE_SOURCES := $(shell find console/src -type f 2>/dev/null) console/index.html console/vite.config.ts \
+	console/tsconfig.json console/package.json console/package-lock.json
+
+console/node_modules/.installed: console/package.json console/package-lock.json
+	npm ci --prefix console --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Type-checked and bundled into console/dist, which the Hosting emulator serves (firebase.json "hosting").
+console/dist/index.html: console/node_modules/.installed $(CONSOLE_SOURCES)
+	npm run --prefix console --silent build
+
+console-build: console/dist/index.html
+
+test: install console-build
 	$(WITH_EMULATORS) $(PY) -m pytest $(PYTEST_ARGS) $(TESTS)
 
 test-unit: install
 	$(PY) -m pytest tests/unit
 
-demo: install
+demo: install console-build
 	@mkdir -p out
 	$(WITH_EMULATORS) $(PY) scripts/demo.py
+	@$(PY) scripts/console_people.py --how-to-open
 
-serve: install
+serve: install console-build
 	$(WITH_EMULATORS) --serve
 
 # Re-record emulator-data/ (what `make serve` opens) from a demo run.
-emulator-data: install
+emulator-data: install console-build
 	rm -rf emulator-data && OFFERLAB_EXPORT_DIR=emulator-data $(WITH_EMULATORS) $(PY) scripts/demo.py
 
-bench: install
+bench: install console-build
 	$(WITH_EMULATORS) $(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) node_modules .cache out
+	rm -rf $(VENV) node_modules .cache out console/node_modules console/dist

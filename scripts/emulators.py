@@ -1,8 +1,12 @@
-"""Start the Firebase Emulator Suite (functions, firestore, pubsub, auth) through firebase-tools.
+"""Start the Firebase Emulator Suite (functions, firestore, pubsub, auth, hosting) through firebase-tools.
 
 Usage:
     python scripts/emulators.py exec CMD...   run CMD while the suite is up, then stop everything
     python scripts/emulators.py serve         the suite in the foreground, emulator-data/ imported
+
+The Hosting emulator serves the web console (console/dist, built by `make`); every time the suite
+starts, the console's demo people are (re)created in the Auth emulator with their roles
+(scripts/console_people.py), before CMD runs or, for ``serve``, as soon as the Auth emulator answers.
 
 Why this file exists (see ../shared/notes/emulators.md for the checked facts):
 * firebase-tools 15 refuses Java < 21: we use the system Java when it is new enough, else the Java
@@ -36,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "demo-offerlab"
 REGION = "us-central1"
-ONLY = "functions,firestore,pubsub,auth"
+ONLY = "functions,firestore,pubsub,auth,hosting"
 CACHE = ROOT / ".cache"
 FIRESTORE_MAIN = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
 
@@ -136,6 +140,7 @@ def suite_env() -> dict[str, str]:
         GCLOUD_PROJECT=PROJECT,
         GOOGLE_CLOUD_PROJECT=PROJECT,
         OFFERLAB_FUNCTIONS_URL=f"http://{addr('functions')}/{PROJECT}/{REGION}",
+        OFFERLAB_CONSOLE_URL=f"http://{addr('hosting')}",
     )
     env.setdefault("FIREBASE_CLI_DISABLE_UPDATE_CHECK", "true")
     # A new Python worker must answer its health probe within this many seconds, else the emulator drops
@@ -179,16 +184,23 @@ def run(args: list[str]) -> int:
 
     patch(ROOT)
     cli = [firebase_cli(), "--project", PROJECT, "--config", str(firebase_config())]
-    if args and args[0] == "serve":
+    serving = bool(args) and args[0] == "serve"
+    seed = shlex.join([sys.executable, str(ROOT / "scripts/console_people.py")])
+    if serving:
         command = [*cli, "emulators:start", "--only", ONLY, "--import", "emulator-data"]
     else:
         if not args:
             sys.exit("usage: scripts/with-emulators CMD...")
-        command = [*cli, "emulators:exec", "--only", ONLY, shlex.join(args)]
+        # The console's people first (quietly), then CMD: firebase-tools runs the string with a shell.
+        command = [*cli, "emulators:exec", "--only", ONLY, f"{seed} --quiet && {shlex.join(args)}"]
         if os.environ.get("OFFERLAB_EXPORT_DIR"):  # `make emulator-data`: keep the state the command left
             command[-1:-1] = ["--export-on-exit", os.environ["OFFERLAB_EXPORT_DIR"]]
     proc = subprocess.Popen(command, env=env, start_new_session=True)
     try:
+        if serving:
+            from console_people import announce_when_up  # noqa: PLC0415
+
+            announce_when_up(proc, env)
         return proc.wait()
     except KeyboardInterrupt:
         return 130
@@ -200,7 +212,7 @@ if __name__ == "__main__":
     action = sys.argv[1] if len(sys.argv) > 1 else ""
     if action == "env":  # print the exports, for a shell that wants to reach a running suite
         for key in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST",
-                    "GCLOUD_PROJECT", "OFFERLAB_FUNCTIONS_URL"):
+                    "GCLOUD_PROJECT", "OFFERLAB_FUNCTIONS_URL", "OFFERLAB_CONSOLE_URL"):
             print(f"export {key}={shlex.quote(suite_env()[key])}")
         sys.exit(0)
     if action == "serve":
