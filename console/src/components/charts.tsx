@@ -58,7 +58,7 @@ export function GuardrailBars({ guardrails }: { guardrails: GuardrailState[] }) 
               {g.observed != null && g.confidenceBound != null
                 ? <line x1={x(Math.min(g.observed, g.confidenceBound))} x2={x(Math.max(g.observed, g.confidenceBound))} y1={y + 18} y2={y + 18} stroke={colour} stroke-width={6} stroke-opacity={0.35} />
                 : null}
-              {g.threshold != null ? <line x1={x(g.threshold)} x2={x(g.threshold)} y1={y + 4} y2={y + 32} stroke="#c0392b" stroke-width={2} /> : null}
+              {g.threshold != null && g.observed != null ? <line x1={x(g.threshold)} x2={x(g.threshold)} y1={y + 4} y2={y + 32} stroke="#c0392b" stroke-width={2} /> : null}
               {g.observed != null ? <circle cx={x(g.observed)} cy={y + 18} r={6} fill={colour} /> : <text x={left + 4} y={y + 22} class="note">no data yet</text>}
             </g>
           );

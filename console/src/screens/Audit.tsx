@@ -67,7 +67,7 @@ function Chain({ id, name }: { id: string; name?: string }) {
             ["Signed note", <pre class="wrap">{checkpoint.data.checkpoint}</pre>],
           ]} />
         ) : checkpoint.error ? (
-          <p class="muted" data-checkpoint="unavailable">No signed checkpoint available: get_checkpoint answered {checkpoint.error.code} ({checkpoint.error.message}).</p>
+          <p class="muted" data-checkpoint="unavailable">No signed checkpoint to show: get_checkpoint answered {checkpoint.error.code}. Signed checkpoints (API.md §12) appear here once the ledger publishes them.</p>
         ) : <Loading what="the checkpoint" />}
       </Panel>
       {isExperiment ? <Exports id={id} /> : null}

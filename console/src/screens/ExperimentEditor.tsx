@@ -122,6 +122,7 @@ function EditorForm({ experimentId, initial, cohorts }: { experimentId?: string;
       {editingLive ? <p class="warning" role="note">This experiment is {label(initial.status)}: saving an edit voids every approval and returns it to Draft.</p> : null}
       {notice ? <p class="warning" role="status">{notice}</p> : null}
       <ErrorNote error={error} prefix="The server refused it" />
+      {fieldErrors.length ? <p class="error-summary">{fieldErrors.length === 1 ? "1 field needs a fix" : `${fieldErrors.length} fields need a fix`}: {fieldErrors.map((f) => f.path).join(", ")}.</p> : null}
       <FieldErrors id="form-errors" errors={errors.get("")} />
 
       <Panel title="What and why">

@@ -235,7 +235,11 @@ function Rollout({ session, data, reload }: { session: Session; data: PageData; 
       ) : null}
 
       <div class="commands" role="toolbar" aria-label="Rollout controls">
-        {may.progressRollout(session, e, plan) ? <button type="button" class="primary" disabled={act.busy} onClick={() => act.run(() => api.progressRollout(id))}>Progress to next stage</button> : null}
+        {may.progressRollout(session, e, plan) ? (
+          <button type="button" class="primary" disabled={act.busy || p?.ready === false} aria-describedby={p?.ready === false ? "progress-blocked" : undefined}
+            onClick={() => act.run(() => api.progressRollout(id))}>Progress to next stage</button>
+        ) : null}
+        {may.progressRollout(session, e, plan) && p?.ready === false ? <span id="progress-blocked" class="muted small">Blocked until the stage meets its requirements.</span> : null}
         {may.resumeRollout(session, e, plan) ? <button type="button" disabled={act.busy} onClick={() => act.run(() => api.startRollout(id))}>Resume rollout</button> : null}
         {may.pauseRollout(session, e, plan) ? <ReasonAction text="Pause rollout" field="Reason for pausing the rollout" busy={act.busy} onConfirm={(r) => act.run(() => api.pauseRollout(id, r))} /> : null}
         {may.rollbackRollout(session, e, plan) ? <ReasonAction text="Roll back a stage" field="Reason for rolling back" tone="danger" busy={act.busy} onConfirm={(r) => act.run(() => api.rollbackRollout(id, r))} /> : null}

@@ -7,7 +7,7 @@ import type { Session } from "../api";
 import { preflight } from "../checklist";
 import { Checklist } from "../components/Checklist";
 import { Approvals, Hypothesis } from "../components/Definition";
-import { Badge, Empty, ErrorNote, Loading, Panel } from "../components/ui";
+import { Badge, Empty, ErrorNote, KeyValues, Loading, Panel } from "../components/ui";
 import { label, pct, when } from "../format";
 import { useAction, useAsync } from "../hooks";
 import { approvedBy, has, may } from "../permissions";
@@ -78,6 +78,14 @@ function InboxItem({ item, onDone }: { item: Item; onDone: () => void }) {
         {ship && e.shippedArm ? ` · ships ${e.shippedArm}` : ""}
       </p>
       <Hypothesis experiment={e} />
+      <KeyValues rows={[
+        ["Treatment offer", <code>{JSON.stringify(e.offerConfig ?? {})}</code>],
+        ["Status quo", <code>{JSON.stringify(e.controlConfig ?? {})}</code>],
+        ["Primary KPI", (e.kpis ?? []).filter((k) => k.type === "PRIMARY").map((k) => `${k.name} (${k.metric}, ${label(k.direction).toLowerCase()})`).join(", ") || "none"],
+        ["Guardrails", (e.guardrails ?? []).map((g) => `${g.kpiName} ${g.maxThreshold != null ? `≤ ${g.maxThreshold}` : ""}${g.minThreshold != null ? ` ≥ ${g.minThreshold}` : ""} → ${g.violationAction}`).join("; ") || "none"],
+        ["Holdout", item.cohort ? `${item.cohort.name} · ${item.cohort.percentage} % · ${label(item.cohort.status)}` : e.holdoutCohortId],
+        ["Rollout", item.plan ? item.plan.stages.map((s) => `${s.percentage} %`).join(" → ") : "no plan yet"],
+      ]} />
       {!ship ? (
         <>
           <h3>Launch checklist</h3>
