@@ -35,10 +35,12 @@ console/node_modules/.installed: console/package.json console/package-lock.json
 	@touch $@
 
 # Type-checked and bundled into console/dist, which the Hosting emulator serves (firebase.json "hosting").
-console/dist/index.html: console/node_modules/.installed $(CONSOLE_SOURCES)
+# The stamp, not index.html: scripts/emulators.py writes a placeholder index.html when nothing was built.
+console/dist/.built: console/node_modules/.installed $(CONSOLE_SOURCES)
 	npm run --prefix console --silent build
+	@touch $@
 
-console-build: console/dist/index.html
+console-build: console/dist/.built
 
 test: install console-build
 	$(WITH_EMULATORS) $(PY) -m pytest $(PYTEST_ARGS) $(TESTS)

@@ -79,22 +79,30 @@ def sign_ins() -> str:
     return "\n".join([f"  Sign in with any of these (password: {PASSWORD}):", *rows])
 
 
-def _answers(url: str) -> bool:
+def _status(url: str) -> int | None:
+    """The HTTP status `url` answers with, or None when nothing answers yet."""
     try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True  # it answered, even if not with 200
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
     except (OSError, ValueError):
-        return False
+        return None
 
 
 def announce_when_up(proc: subprocess.Popen, env: dict[str, str], timeout: float = 300.0) -> None:
-    """``serve``: once the Auth and Hosting emulators answer, seed the people and print the console's URL."""
+    """``serve``: once the suite answers, seed the people and print the console's URL.
+
+    The functions emulator loads the Python functions last (firebase-tools prints its "All emulators ready"
+    table then): a GET of the ``ping`` callable answers 404 until it is loaded, then 400 (callables want POST).
+    Waiting for that prints this after the table instead of somewhere in the start-up log.
+    """
     auth, console = env["FIREBASE_AUTH_EMULATOR_HOST"], env["OFFERLAB_CONSOLE_URL"]
+    ping = f"{env['OFFERLAB_FUNCTIONS_URL']}/ping"
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
-        if _answers(f"http://{auth}/") and _answers(console):
+        if _status(f"http://{auth}/") and _status(console) == 200 and _status(ping) not in (None, 404):
+            time.sleep(1.0)
             seed(auth)
             print(f"\n  offerlab console: {console}\n{sign_ins()}\n  (Ctrl-C stops the suite)\n", flush=True)
             return

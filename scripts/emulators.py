@@ -176,8 +176,21 @@ def _kill_group(proc: subprocess.Popen) -> None:
             return
 
 
+def console_placeholder() -> None:
+    """The Hosting emulator serves console/dist (firebase.json); `make` builds it. A suite started some other
+    way before any build (e.g. `scripts/with-emulators CMD` on a fresh clone) gets a page that says so."""
+    dist = ROOT / "console" / "dist"
+    if not (dist / "index.html").exists():
+        dist.mkdir(parents=True, exist_ok=True)
+        (dist / "index.html").write_text(
+            "<!doctype html><meta charset=utf-8><title>offerlab console</title>"
+            "<p>The console is not built yet: run <code>make console-build</code> "
+            "(<code>make test</code>, <code>make demo</code> and <code>make serve</code> build it).</p>\n")
+
+
 def run(args: list[str]) -> int:
     env = suite_env()
+    console_placeholder()
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT / "scripts"))
     from patch_functions_emulator import patch  # noqa: PLC0415

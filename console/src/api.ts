@@ -58,7 +58,9 @@ function toApiError(err: unknown): ApiError {
   const e = err as { code?: string; message?: string; details?: unknown };
   // The JS SDK names codes "functions/invalid-argument"; the contract names them INVALID_ARGUMENT.
   const raw = (e?.code ?? "unknown").replace(/^functions\//, "");
-  return new ApiError(raw.replace(/-/g, "_").toUpperCase(), e?.message ?? String(err), e?.details);
+  // The SDK appends the HTTP status to the server's message ("The request is invalid. [400]"); the code says it.
+  const message = (e?.message ?? String(err)).replace(/\s\[\d+\]$/, "");
+  return new ApiError(raw.replace(/-/g, "_").toUpperCase(), message, e?.details);
 }
 
 // --- set-up ---------------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ export function IntervalChart({ analyses }: { analyses: Analysis[] }) {
   const values = rows.flatMap((a) => [a.correctedPercentChange, a.rawPercentChange, ...(a.confidenceInterval ?? [])]).filter((v): v is number => v != null && Number.isFinite(v));
   const lo = Math.min(0, ...values), hi = Math.max(0, ...values);
   const span = hi - lo || 1;
-  const width = 560, row = 30, left = 150, right = 20;
+  const width = 560, row = 36, left = 150, right = 20;
   const x = (v: number) => left + ((v - (lo - span * 0.1)) / (span * 1.2)) * (width - left - right);
   return (
     <figure class="chart">
@@ -111,7 +111,8 @@ export function IntervalChart({ analyses }: { analyses: Analysis[] }) {
           const ci = a.confidenceInterval;
           return (
             <g key={a.analysisId}>
-              <text x={8} y={y + 4} class="axis-label">{a.metric}</text>
+              <text x={8} y={y + 4} class="axis-label">#{i + 1} {a.metric}</text>
+              <text x={8} y={y + 15} class="note">n {count((a.sampleSizes?.CONTROL ?? 0) + (a.sampleSizes?.TREATMENT ?? 0))}</text>
               {ci && ci[0] != null && ci[1] != null ? <line x1={x(ci[0])} x2={x(ci[1])} y1={y} y2={y} stroke="#4c78a8" stroke-width={6} stroke-linecap="round" stroke-opacity={0.5} /> : null}
               {a.rawPercentChange != null ? <circle cx={x(a.rawPercentChange)} cy={y} r={5} fill="white" stroke="#8c8c8c" stroke-width={2} /> : null}
               {a.correctedPercentChange != null ? <circle cx={x(a.correctedPercentChange)} cy={y} r={5} fill="#1f4e79" /> : null}

@@ -9,31 +9,24 @@ import { may } from "../permissions";
 import { href } from "../router";
 import type { Alert, Analysis, Experiment, MonitorResult } from "../types";
 
-interface Row { experiment: Experiment; analysis?: Analysis; alerts: Alert[]; monitor?: MonitorResult | api.ApiError }
+interface Row { experiment: Experiment; analysis?: Analysis; alerts: Alert[] }
 
 const LIVE = ["RUNNING", "PAUSED"];
 
-async function loadRows(session: Session): Promise<Row[]> {
+async function loadRows(): Promise<Row[]> {
   const [experiments, analyses, alerts] = await Promise.all([
     api.listExperiments(), api.listRecentAnalyses(), api.listOpenAlerts(),
   ]);
   const latest = new Map<string, Analysis>();
   for (const a of analyses) if (!latest.has(a.experimentId)) latest.set(a.experimentId, a);
-  // Health and guardrail state are computed views (monitor_experiment), for the roles that may call it.
-  const monitors = new Map<string, MonitorResult | api.ApiError>();
-  if (may.monitor(session)) {
-    await Promise.all(experiments.filter((e) => LIVE.includes(e.status)).slice(0, 25).map(async (e) => {
-      try { monitors.set(e.experimentId, await api.monitorExperiment(e.experimentId)); } catch (err) { monitors.set(e.experimentId, err as api.ApiError); }
-    }));
-  }
   return experiments.map((experiment) => ({
-    experiment, analysis: latest.get(experiment.experimentId), monitor: monitors.get(experiment.experimentId),
+    experiment, analysis: latest.get(experiment.experimentId),
     alerts: alerts.filter((a) => a.experimentId === experiment.experimentId),
   }));
 }
 
 export function ExperimentList({ session }: { session: Session }) {
-  const rows = useAsync(() => loadRows(session), [session.uid]);
+  const rows = useAsync(() => loadRows(), [session.uid]);
   const [filter, setFilter] = useState("ALL");
   const shown = (rows.data ?? []).filter((r) => filter === "ALL" || r.experiment.status === filter);
   const statuses = Array.from(new Set((rows.data ?? []).map((r) => r.experiment.status)));
@@ -60,7 +53,7 @@ export function ExperimentList({ session }: { session: Session }) {
             <tr><th>Experiment</th><th>Status</th><th>Placement</th><th>Stage</th><th>Health</th><th>Guardrails</th><th>Last analysis</th></tr>
           </thead>
           <tbody>
-            {shown.map((r) => <ExperimentRow key={r.experiment.experimentId} row={r} />)}
+            {shown.map((r) => <ExperimentRow key={r.experiment.experimentId} row={r} monitored={may.monitor(session) && LIVE.includes(r.experiment.status)} />)}
           </tbody>
         </table>
       ) : null}
@@ -68,8 +61,11 @@ export function ExperimentList({ session }: { session: Session }) {
   );
 }
 
-function ExperimentRow({ row: { experiment: e, analysis, alerts, monitor } }: { row: Row }) {
-  const m = monitor instanceof api.ApiError ? null : monitor;
+function ExperimentRow({ row: { experiment: e, analysis, alerts }, monitored }: { row: Row; monitored: boolean }) {
+  // Health and guardrail state are a computed view (monitor_experiment), for the roles that may call it;
+  // each row asks for its own, so the list shows at once and fills in.
+  const monitor = useAsync<MonitorResult | null>(() => (monitored ? api.monitorExperiment(e.experimentId) : Promise.resolve(null)), [e.experimentId, e.version, monitored]);
+  const m = monitor.data ?? null;
   const breached = m?.guardrails.filter((g) => g.breached).length ?? 0;
   const trending = m?.guardrails.filter((g) => !g.breached && g.pointBeyondThreshold).length ?? 0;
   return (
@@ -81,7 +77,7 @@ function ExperimentRow({ row: { experiment: e, analysis, alerts, monitor } }: { 
       <td><Badge value={e.status} /></td>
       <td>{e.placement ?? "default"}</td>
       <td>{e.coverage != null ? pct(e.coverage, e.coverage < 10 ? 1 : 0) : <span class="muted">—</span>}</td>
-      <td>{m ? <Badge value={m.health} /> : monitor ? <span class="muted" title={(monitor as api.ApiError).message}>unavailable</span> : <span class="muted">—</span>}</td>
+      <td>{m ? <Badge value={m.health} /> : monitor.error ? <span class="muted" title={monitor.error.message}>unavailable</span> : monitored ? <span class="muted">…</span> : <span class="muted">—</span>}</td>
       <td>
         {m ? (m.guardrails.length
           ? <span>{breached ? <strong class="bad">{breached} breached</strong> : trending ? <span class="warn">{trending} trending</span> : <span class="ok">all within</span>} <span class="muted">of {m.guardrails.length}</span></span>
