@@ -22,7 +22,8 @@ export function App() {
   if (session === null) return <SignIn />;
   return (
     <>
-      <a class="skip" href="#main">Skip to content</a>
+      {/* Not a fragment link: the hash is the route. */}
+      <a class="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById("main")?.focus(); }}>Skip to content</a>
       <header class="top">
         <a class="brand" href={href.experiments()}>offerlab</a>
         <Nav session={session} route={route} />

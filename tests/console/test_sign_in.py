@@ -42,3 +42,20 @@ def test_each_demo_person_signs_in_and_sees_what_their_role_may_use(console: Con
     expect(page.get_by_role("link", name="New experiment")).to_have_count(1 if creates else 0)
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def test_signing_in_works_from_the_keyboard_alone(console: Console):
+    page = console.open()
+    expect(page.get_by_label("Email")).to_be_visible()
+    page.get_by_label("Email").focus()
+    page.keyboard.type("analyst@company.com")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.type("offerlab-demo")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("roles")).to_have_text("analyst")
+    # The first Tab reaches the skip link, which takes the keyboard past the navigation to the content.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main#main")).to_be_focused()

@@ -19,7 +19,8 @@ export function Badge({ value, tone }: { value: string | null | undefined; tone?
 }
 
 export function Panel({ title, id, actions, children }: { title: string; id?: string; actions?: ComponentChildren; children: ComponentChildren }) {
-  const headingId = id ? `${id}-title` : undefined;
+  // Every panel is a named region (its heading), so a person can jump to it and a test can find it.
+  const headingId = `${id ?? `panel-${title.toLowerCase().replace(/[^a-z0-9]+/g, "-")}`}-title`;
   return (
     <section class="panel" id={id} aria-labelledby={headingId}>
       <header class="panel-head">

@@ -68,6 +68,7 @@ function ExperimentRow({ row: { experiment: e, analysis, alerts }, monitored }: 
   const m = monitor.data ?? null;
   const breached = m?.guardrails.filter((g) => g.breached).length ?? 0;
   const trending = m?.guardrails.filter((g) => !g.breached && g.pointBeyondThreshold).length ?? 0;
+  const observed = m?.guardrails.filter((g) => g.observed != null).length ?? 0;
   return (
     <tr data-experiment={e.experimentId}>
       <td>
@@ -80,7 +81,7 @@ function ExperimentRow({ row: { experiment: e, analysis, alerts }, monitored }: 
       <td>{m ? <Badge value={m.health} /> : monitor.error ? <span class="muted" title={monitor.error.message}>unavailable</span> : monitored ? <span class="muted">…</span> : <span class="muted">—</span>}</td>
       <td>
         {m ? (m.guardrails.length
-          ? <span>{breached ? <strong class="bad">{breached} breached</strong> : trending ? <span class="warn">{trending} trending</span> : <span class="ok">all within</span>} <span class="muted">of {m.guardrails.length}</span></span>
+          ? <span>{breached ? <strong class="bad">{breached} breached</strong> : trending ? <span class="warn">{trending} trending</span> : observed ? <span class="ok">within</span> : <span class="muted">no data yet</span>} <span class="muted">of {m.guardrails.length}</span></span>
           : <span class="muted">no data yet</span>) : <span class="muted">{(e.guardrails ?? []).length} defined</span>}
         {alerts.length ? <div><Badge value={`${alerts.length} open alert${alerts.length > 1 ? "s" : ""}`} tone="red" /></div> : null}
       </td>

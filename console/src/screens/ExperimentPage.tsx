@@ -167,7 +167,7 @@ function Monitor({ session, experiment: e }: { session: Session; experiment: Exp
                   <tr key={i}>
                     <td>{g.kpiName}</td><td>{g.metric}</td><td>{num(g.observed, 4)}</td><td>{num(g.confidenceBound ?? null, 4)}</td>
                     <td>{g.direction === "min" ? "≥ " : "≤ "}{num(g.threshold, 4)}</td><td>{g.action}</td>
-                    <td>{g.breached ? <Badge value="BREACHED" tone="red" /> : g.pointBeyondThreshold ? <Badge value="TRENDING" tone="amber" /> : <Badge value="WITHIN" tone="green" />}</td>
+                    <td>{g.breached ? <Badge value="BREACHED" tone="red" /> : g.pointBeyondThreshold ? <Badge value="TRENDING" tone="amber" /> : g.observed == null ? <Badge value="NO_DATA" tone="grey" /> : <Badge value="WITHIN" tone="green" />}</td>
                   </tr>
                 ))}
               </tbody>
