@@ -1,11 +1,15 @@
-"""Start the Firebase Emulator Suite (functions, firestore, pubsub, auth) through firebase-tools, and the
-Storage emulator beside it (scripts/storage_emulator.py).
+"""Start the Firebase Emulator Suite (functions, firestore, pubsub, auth, hosting) through firebase-tools, and
+the Storage emulator beside it (scripts/storage_emulator.py).
 
 Usage:
     python scripts/emulators.py exec CMD...   run CMD while the suite is up, then stop everything; the
                                               suite's output goes to out/emulators.log ($OFFERLAB_EMULATOR_LOG),
                                               its last lines are printed when CMD fails
     python scripts/emulators.py serve [DIR]   the suite in the foreground, DIR (default emulator-data/) imported
+
+The Hosting emulator serves the web console (console/dist, built by `make`); every time the suite
+starts, the console's demo people are (re)created in the Auth emulator with their roles
+(scripts/console_people.py), before CMD runs or, for ``serve``, as soon as the Auth emulator answers.
 
 Why this file exists (see ../shared/notes/emulators.md for the checked facts):
 * firebase-tools 15 refuses Java < 21: we use the system Java when it is new enough, else the Java
@@ -46,7 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "demo-offerlab"
 REGION = "us-central1"
-ONLY = "functions,firestore,pubsub,auth"
+ONLY = "functions,firestore,pubsub,auth,hosting"
 CACHE = ROOT / ".cache"
 FIRESTORE_MAIN = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
 
@@ -161,6 +165,7 @@ def suite_env() -> dict[str, str]:
         GCLOUD_PROJECT=PROJECT,
         GOOGLE_CLOUD_PROJECT=PROJECT,
         OFFERLAB_FUNCTIONS_URL=f"http://{addr('functions')}/{PROJECT}/{REGION}",
+        OFFERLAB_CONSOLE_URL=f"http://{addr('hosting')}",
     )
     env.setdefault("FIREBASE_CLI_DISABLE_UPDATE_CHECK", "true")
     # Offline there is no GCE metadata server: without these, the Google auth libraries probe it and warn
@@ -269,11 +274,24 @@ def _stop(proc: subprocess.Popen) -> None:
     _kill_group(proc)
 
 
+def console_placeholder() -> None:
+    """The Hosting emulator serves console/dist (firebase.json); `make` builds it. A suite started some other
+    way before any build (e.g. `scripts/with-emulators CMD` on a fresh clone) gets a page that says so."""
+    dist = ROOT / "console" / "dist"
+    if not (dist / "index.html").exists():
+        dist.mkdir(parents=True, exist_ok=True)
+        (dist / "index.html").write_text(
+            "<!doctype html><meta charset=utf-8><title>offerlab console</title>"
+            "<p>The console is not built yet: run <code>make console-build</code> "
+            "(<code>make test</code>, <code>make demo</code> and <code>make serve</code> build it).</p>\n")
+
+
 def run(args: list[str]) -> int:
     """``serve``: the suite in the foreground. Otherwise run the command ``args`` while the suite is up:
     the suite's output goes to ``log_path()`` (the terminal shows only the command's own output), and when
     the suite fails to start or the command fails, the log's last lines are printed and the file named."""
     env = suite_env()
+    console_placeholder()
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT / "scripts"))
     from patch_functions_emulator import patch  # noqa: PLC0415
@@ -297,6 +315,9 @@ def run(args: list[str]) -> int:
         proc = subprocess.Popen([*cli, "emulators:start", "--only", ONLY, "--import", data], env=env,
                                 start_new_session=True)
         try:
+            from console_people import announce_when_up  # noqa: PLC0415
+
+            announce_when_up(proc, env)  # the console's people, then its URL and sign-ins
             return proc.wait()
         except KeyboardInterrupt:
             return 130
@@ -324,7 +345,9 @@ def run(args: list[str]) -> int:
             return 1
         print(f"emulators: {ONLY.replace(',', ', ')} up in {time.monotonic() - started:.0f} s; "
               f"their log: {_shown(log)}", file=sys.stderr, flush=True)
-        rc = subprocess.call(args, env=env)
+        rc = subprocess.call([sys.executable, str(ROOT / "scripts/console_people.py"), "--quiet"], env=env)
+        if rc == 0:  # the console's demo people exist (with their roles) before CMD runs
+            rc = subprocess.call(args, env=env)
         end_of_run = log.stat().st_size
     except KeyboardInterrupt:
         rc = 130
@@ -352,7 +375,7 @@ if __name__ == "__main__":
     action = sys.argv[1] if len(sys.argv) > 1 else ""
     if action == "env":  # print the exports, for a shell that wants to reach a running suite
         for key in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST",
-                    "STORAGE_EMULATOR_HOST", "GCLOUD_PROJECT", "OFFERLAB_FUNCTIONS_URL"):
+                    "STORAGE_EMULATOR_HOST", "GCLOUD_PROJECT", "OFFERLAB_FUNCTIONS_URL", "OFFERLAB_CONSOLE_URL"):
             print(f"export {key}={shlex.quote(suite_env()[key])}")
         sys.exit(0)
     if action == "serve":

@@ -1,6 +1,7 @@
 """Is an install current? By content, not by file dates (Makefile, `make install`).
 
     python3 scripts/install_check.py node            exit 0 when node_modules matches package-lock.json
+    python3 scripts/install_check.py console         the same for the console (console/node_modules)
     python3 scripts/install_check.py python          exit 0 when the venv was installed from these requirements
     python3 scripts/install_check.py python --record  remember that it was (after a successful pip install)
 
@@ -58,6 +59,8 @@ def main(argv: list[str]) -> int:
     what = argv[0] if argv else ""
     if what == "node":
         return 0 if node_current() else 1
+    if what == "console":
+        return 0 if node_current(ROOT / "console") else 1
     if what == "python" and argv[1:] == ["--record"]:
         VENV_STAMP.write_text(requirements_digest() + "\n")
         return 0
