@@ -13,7 +13,7 @@ Contention itself, triggers, rules and the wire format are what only the emulato
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
 from offerlab.domain.assignment import new_salt
@@ -23,6 +23,7 @@ from offerlab.domain.metrics import Metric, TotalsDelta, apply_delta
 from offerlab.domain.types import CohortStatus, ExperimentStatus, RolloutStatus
 from offerlab.domain.user_rows import ARMS, UserRow, moments_from_rows
 from offerlab.domain.holdouts import Scope
+from offerlab.domain.program import PROGRAM_ARMS
 from offerlab.store.documents import (
     ExperimentAnalysis, ExperimentEvent, ExperimentExposure, ExperimentSnapshot, FraudScore, HoldoutAnalysis,
     HoldoutAssignment, HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent, OfferExperiment, PlacementLayer,
@@ -452,6 +453,12 @@ class InMemoryAnalysisSource:
     def contaminated_users(self, experiment: OfferExperiment) -> set[str]:
         return {v["userId"] for v in self._store.db.collection("holdoutContaminations").values()
                 if v.get("experimentId") == experiment.experiment_id or v.get("cohortId") == experiment.holdout_cohort_id}
+
+    def program_rows(self, cohort_id: str) -> list[UserRow]:
+        """``store.rows["program:<cohortId>"]``, arms HOLDOUT/PROGRAM mapped as the Firestore source maps them."""
+        rows = self._store.rows.get(f"program:{cohort_id}", [])
+        mapped = [replace(r, arm=PROGRAM_ARMS[r.arm]) for r in rows if r.arm in PROGRAM_ARMS]
+        return sorted(mapped, key=lambda r: r.user_id)
 
 
 class InMemoryStore(InMemoryUnitOfWork):

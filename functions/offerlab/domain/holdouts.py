@@ -129,6 +129,17 @@ def ensure_retirable(status: CohortStatus, running_experiment_ids: Iterable[str]
                                  {"experimentIds": running[:20]})
 
 
+def ensure_no_serving_experiment(scope: Scope, serving: Iterable[tuple[str, str, object]]) -> None:
+    """A cohort may not start covering experiments that already serve users (running, paused or shipped:
+    ``(experimentId, placement, offerType)``): its members would switch offers, and those already served a
+    treatment would be contaminated from the first day (docs/program.md §4)."""
+    hit = sorted(e for e, placement, offer_type in serving if scope.includes(placement, offer_type))
+    if hit:
+        raise FailedPrecondition("The cohort's scope includes experiments that are running, paused or shipped; "
+                                 "freeze it before they start (or after they end or are unshipped).",
+                                 {"experimentIds": hit[:20]})
+
+
 # --- health -------------------------------------------------------------------------------------------
 
 class HealthLevel:

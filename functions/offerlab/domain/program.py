@@ -157,6 +157,8 @@ class PlacementRule:
 # --- program exposures --------------------------------------------------------------------------------
 
 PROGRAM_PREFIX = "program:"
+# A program exposure's arm → the arm an analysis compares it as: the holdout is the status quo (CONTROL).
+PROGRAM_ARMS = {"HOLDOUT": "CONTROL", "PROGRAM": "TREATMENT"}
 
 
 def program_id(cohort_id: str) -> str:

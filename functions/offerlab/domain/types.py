@@ -44,6 +44,13 @@ class ExperimentStatus(str, enum.Enum):
     SHIPPED = "SHIPPED"
 
 
+class ShipArm(str, enum.Enum):
+    """The arms a COMPLETED experiment can ship (API.md §10)."""
+
+    TREATMENT = "TREATMENT"
+    CONTROL = "CONTROL"
+
+
 class OfferType(str, enum.Enum):
     PRICE_CHANGE = "PRICE_CHANGE"
     PAYWALL = "PAYWALL"
