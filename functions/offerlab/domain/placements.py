@@ -41,7 +41,7 @@ Segment = tuple[int, int]  # [start, end) in layer buckets
 
 
 def is_placement(value: object) -> bool:
-    return isinstance(value, str) and _PLACEMENT.match(value) is not None
+    return isinstance(value, str) and _PLACEMENT.fullmatch(value) is not None
 
 
 def layer_salt(placement: str) -> str:
