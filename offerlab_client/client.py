@@ -229,6 +229,32 @@ class OfferlabClient:
         """``{experimentId, status, health, issues[], stage, stageIndex, exposures, srmPValue, guardrails[]}``."""
         return self._send("monitor_experiment", experiment_id=experiment_id)
 
+    # A program of experiments (API.md §10): scoped holdouts, placements, shipping, the holdout's read-out.
+    def create_scoped_holdout_cohort(self, name: str, percentage: float, placements: list[str] | None = None,
+                                     offer_types: list[str] | None = None, description: str | None = None,
+                                     spillover_policy: dict | None = None) -> dict:
+        """A cohort whose scope is the listed placements and offer types (none: global)."""
+        scope = {"placements": placements or [], "offerTypes": offer_types or []}
+        return self._send("create_holdout_cohort", name=name, percentage=percentage, description=description,
+                          spillover_policy=spillover_policy, scope=scope)
+
+    def get_placement_offer(self, placement: str, user_id: str | None = None, region: str | None = None) -> dict:
+        """``{userId, arm, experimentId, offerConfig, placement, reason?}`` for one placement."""
+        return self._send("get_offer", user_id=user_id, placement=placement, region=region)
+
+    def ship_experiment(self, experiment_id: str, arm: str, reason: str) -> dict:
+        """COMPLETED → SHIP_PENDING_APPROVAL; the approvers then approve_experiment / reject_experiment."""
+        return self._send("ship_experiment", experiment_id=experiment_id, arm=arm, reason=reason)
+
+    def unship_experiment(self, experiment_id: str, reason: str) -> dict:
+        """Admin only: SHIPPED → COMPLETED, everyone back on the status quo."""
+        return self._send("unship_experiment", experiment_id=experiment_id, reason=reason)
+
+    def analyze_holdout(self, cohort_id: str, metric: str) -> dict:
+        """A NEW immutable read-out: ``{analysisId, cohortId, metric, holdoutUsers, comparisonUsers, holdoutMean,
+        comparisonMean, liftPercent, confidenceInterval, pValue, shippedExperiments[], method, ...}``."""
+        return self._send("analyze_holdout", cohort_id=cohort_id, metric=metric)
+
 
 def _callable_result(resp: requests.Response) -> Any:
     try:

@@ -36,6 +36,8 @@ def _body(cohort_id: str) -> dict:
         "plannedStartDate": now.isoformat().replace("+00:00", "Z"),
         "plannedEndDate": (now + timedelta(days=30)).isoformat().replace("+00:00", "Z"),
         "approvers": ["ceo@company.com", "cfo@company.com"],
+        # Its own placement: experiments of one placement are mutually exclusive (API.md §10).
+        "placement": f"p-{uuid.uuid4().hex[:12]}",
     }
 
 

@@ -27,14 +27,26 @@ def experiment_body(cohort_id, **over):
         "plannedStartDate": now.isoformat().replace("+00:00", "Z"),
         "plannedEndDate": (now + timedelta(days=30)).isoformat().replace("+00:00", "Z"),
         "approvers": ["ceo@company.com", "cfo@company.com"],
+        # Its own placement (experiments of one placement are mutually exclusive, API.md §10): the one its
+        # cohort is scoped to when frozen_cohort made it, so the tests of a module never cover each other.
+        "placement": PLACEMENT_OF.get(cohort_id) or f"p-{uuid.uuid4().hex[:12]}",
     }
     body.update(over)
     return body
 
 
+# cohortId -> the placement its scope names (frozen_cohort): experiment_body puts the experiment there.
+PLACEMENT_OF: dict[str, str] = {}
+
+
 def frozen_cohort(clients, percentage=10):
+    """A FROZEN cohort scoped to a placement of its own (API.md §10): a global one would cover every
+    experiment later started in the module, and could not be frozen while another test's experiment runs."""
     pm = clients.experimenter()
-    cohort = pm.create_holdout_cohort(name=f"holdout {uuid.uuid4().hex[:6]}", percentage=percentage)
+    placement = f"p-{uuid.uuid4().hex[:12]}"
+    cohort = pm.create_scoped_holdout_cohort(name=f"holdout {uuid.uuid4().hex[:6]}", percentage=percentage,
+                                             placements=[placement])
+    PLACEMENT_OF[cohort["cohortId"]] = placement
     return pm.freeze_holdout_cohort(cohort["cohortId"])
 
 
@@ -127,7 +139,8 @@ def test_the_full_lifecycle_with_every_refusal(clients, firestore_db):
     assert [i["item"] for i in checklist if not i["ok"]] == ["rollout_plan"]
     assert [i["item"] for i in checklist] == ["frozen_holdout", "hypothesis", "primary_kpi", "guardrails",
                                               "spillover_isolation", "approvals", "kill_switch",
-                                              "ledger_recording", "rollout_plan"]
+                                              "ledger_recording", "rollout_plan", "holdout_coverage",
+                                              "placement_capacity"]
     refused(PermissionDenied, lambda: other_pm.create_rollout_plan(eid), eid)
     refused(InvalidArgument, lambda: pm.create_rollout_plan(eid, stages=[5, 5]))
     refused(InvalidArgument, lambda: pm.create_rollout_plan(eid, stages=[0]))

@@ -94,7 +94,8 @@ def test_a_paused_experiment_serves_the_status_quo_within_the_cache_ttl(clients,
     clients.experimenter().pause_experiment(eid, "hold on")
     fresh_user = next(u for u in (f"q-{i}" for i in range(1000)) if expected_arm(u, exp, cohort) == "TREATMENT")
     paused = _poll(lambda: svc_client.get_offer(user_id=treated, experiment_id=eid), lambda a: a["arm"] == "NOT_ENROLLED")
-    assert paused == {"userId": treated, "arm": "NOT_ENROLLED", "experimentId": eid, "offerConfig": exp["controlConfig"]}
+    assert paused == {"userId": treated, "arm": "NOT_ENROLLED", "experimentId": eid, "offerConfig": exp["controlConfig"],
+                      "placement": exp["placement"], "reason": "not_running"}
     svc_client.get_offer(user_id=fresh_user, experiment_id=eid)
     assert fresh_user not in exposures_of(firestore_db, eid)  # not running: nobody is exposed
     clients.experimenter().resume_experiment(eid)
@@ -102,7 +103,12 @@ def test_a_paused_experiment_serves_the_status_quo_within_the_cache_ttl(clients,
     assert resumed["offerConfig"] == exp["offerConfig"]
 
 
-def test_without_experiment_id_the_latest_running_experiment_answers(clients):
+def test_without_experiment_id_the_experiments_placement_answers(clients):
     exp, cohort = running_experiment(clients, stages=(100,))
-    answer = _poll(lambda: clients.end_user("zed").get_offer(), lambda a: a["experimentId"] == exp["experimentId"])
-    assert answer["experimentId"] == exp["experimentId"] and answer["arm"] == expected_arm("zed", exp, cohort)
+    placed = _poll(lambda: clients.end_user("zed").get_placement_offer(exp["placement"]),
+                   lambda a: a["experimentId"] == exp["experimentId"])
+    assert placed["arm"] == expected_arm("zed", exp, cohort) and placed["placement"] == exp["placement"]
+    # Neither placement nor experimentId: the "default" placement, where nothing runs in this module.
+    assert clients.end_user("zed").get_offer() == {"userId": "zed", "arm": "NOT_ENROLLED", "experimentId": None,
+                                                   "offerConfig": None, "placement": "default",
+                                                   "reason": "not_in_traffic"}

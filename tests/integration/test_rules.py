@@ -24,6 +24,7 @@ READERS = {
     C.FRAUD_SCORES: {"analyst", "admin"},
     C.HOLDOUT_CONTAMINATIONS: {"analyst", "admin"},
     C.LEDGER_HEADS: {"analyst", "approver", "admin"}, C.EXPERIMENT_ALERTS: STAFF,
+    C.PLACEMENT_LAYERS: STAFF, C.PROGRAM_LOCKS: set(),
 }
 
 

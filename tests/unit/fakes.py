@@ -13,7 +13,7 @@ Contention itself, triggers, rules and the wire format are what only the emulato
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
 from offerlab.domain.assignment import new_salt
@@ -22,11 +22,14 @@ from offerlab.domain.holdouts import CohortView
 from offerlab.domain.metrics import Metric, TotalsDelta, apply_delta
 from offerlab.domain.types import CohortStatus, ExperimentStatus, RolloutStatus
 from offerlab.domain.user_rows import ARMS, UserRow, moments_from_rows
+from offerlab.domain.holdouts import Scope
+from offerlab.domain.program import PROGRAM_ARMS
 from offerlab.store.documents import (
-    ExperimentAnalysis, ExperimentEvent, ExperimentExposure, ExperimentSnapshot, FraudScore, HoldoutAssignment,
-    HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent, OfferExperiment, RolloutEvent, RolloutPlan,
+    ExperimentAnalysis, ExperimentEvent, ExperimentExposure, ExperimentSnapshot, FraudScore, HoldoutAnalysis,
+    HoldoutAssignment, HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent, OfferExperiment, PlacementLayer,
+    ProgramLock, RolloutEvent, RolloutPlan,
 )
-from offerlab.store.experiment_cache import OfferView
+from offerlab.store.experiment_cache import OfferView, PlacementView, build_placement_view, build_view, cohort_view_of
 
 
 class ReadAfterWrite(AssertionError):
@@ -137,6 +140,30 @@ class Experiments(_Repo):
         wanted = {s.value for s in statuses}
         return [k for k, v in self._s.scan(self.collection) if v.get("status") in wanted]
 
+    def with_status(self, statuses: Iterable[ExperimentStatus]) -> list[OfferExperiment]:
+        wanted = {s.value for s in statuses}
+        return [OfferExperiment.from_firestore(v) for _, v in self._s.scan(self.collection) if v.get("status") in wanted]
+
+
+class Placements(_Repo):
+    collection, model = "placementLayers", PlacementLayer
+
+    def find(self, placement: str) -> PlacementLayer | None:
+        return self._load(placement)
+
+    def save(self, layer: PlacementLayer) -> None:
+        self._s.write("set", self.collection, layer.placement, layer.to_firestore())
+
+
+class CoverageLockDocument(_Repo):
+    collection, model = "programLocks", ProgramLock
+
+    def read(self) -> ProgramLock:
+        return self._load("coverage") or ProgramLock()
+
+    def save(self, lock: ProgramLock) -> None:
+        self._s.write("set", self.collection, "coverage", lock.to_firestore())
+
 
 class Plans(_Repo):
     collection, model = "rolloutPlans", RolloutPlan
@@ -202,6 +229,9 @@ class Analyses(_Repo):
     def create(self, analysis: ExperimentAnalysis) -> None:
         self._s.write("create", self.collection, analysis.analysis_id, analysis.to_firestore())
 
+    def create_holdout(self, analysis: HoldoutAnalysis) -> None:
+        self._s.write("create", self.collection, analysis.analysis_id, analysis.to_firestore())
+
 
 class FraudScores(_Repo):
     collection, model = "fraudScores", FraudScore
@@ -232,6 +262,8 @@ class InMemoryUnitOfWork:
         self.analyses = Analyses(session)
         self.fraud_scores = FraudScores(session)
         self.contaminations = Contaminations(session)
+        self.placements = Placements(session)
+        self.coverage_lock = CoverageLockDocument(session)
 
 
 class InMemoryExposures:
@@ -266,24 +298,35 @@ class InMemoryExposures:
 
 
 class InMemoryOfferViews:
-    """get_offer's views, built fresh on every ask (no TTL: the fake is never stale)."""
+    """get_offer's views, built fresh on every ask with the production builders (no TTL: never stale)."""
 
     def __init__(self, db: InMemoryDatabase) -> None:
         self._db = db
+
+    def _cohort(self, cohort_id: str):
+        data = self._db.get("holdoutCohorts", cohort_id)
+        return cohort_view_of(HoldoutCohort.from_firestore(data)) if data else None
+
+    def _retired(self) -> frozenset[str]:
+        return frozenset(k for k, v in self._db.collection("holdoutCohorts").items()
+                         if v["status"] == CohortStatus.RETIRED.value)
 
     def view(self, experiment_id: str) -> OfferView:
         data = self._db.get("offerExperiments", experiment_id)
         if data is None:
             raise NotFound("No such experiment.")
-        e = OfferExperiment.from_firestore(data)
-        cohort = self._db.get("holdoutCohorts", e.holdout_cohort_id)
-        live = e.status in (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED)
-        return OfferView(
-            experiment_id=e.experiment_id, version=e.version, status=e.status, salt=e.salt,
-            treatment_percentage=e.treatment_percentage, coverage=e.coverage, stage_index=e.stage_index,
-            offer_config=e.offer_config, control_config=e.control_config,
-            holdout_salt=cohort["salt"] if cohort and live else None,
-            holdout_percentage=cohort["percentage"] if cohort and live else None, started_at=e.started_at)
+        return build_view(OfferExperiment.from_firestore(data), self._cohort, self._retired())
+
+    def _view_or_none(self, experiment_id: str) -> OfferView | None:
+        try:
+            return self.view(experiment_id)
+        except NotFound:
+            return None
+
+    def placement(self, placement: str) -> PlacementView:
+        data = self._db.get("placementLayers", placement)
+        layer = PlacementLayer.from_firestore(data) if data else None
+        return build_placement_view(placement, layer, self._view_or_none)
 
     def default_experiment_id(self) -> str | None:
         running = [OfferExperiment.from_firestore(v) for v in self._db.collection("offerExperiments").values()
@@ -301,7 +344,8 @@ class InMemoryHoldoutRecords:
         frozen = [HoldoutCohort.from_firestore(v) for v in self._db.collection("holdoutCohorts").values()
                   if v["status"] == CohortStatus.FROZEN.value]
         frozen.sort(key=lambda c: (c.frozen_at.timestamp() if c.frozen_at else 0.0, c.cohort_id))
-        return tuple(CohortView.of(c.cohort_id, c.salt, c.percentage, c.spillover_policy) for c in frozen)
+        return tuple(CohortView.of(c.cohort_id, c.salt, c.percentage, c.spillover_policy,
+                                   Scope.of(c.scope.placements, c.scope.offer_types)) for c in frozen)
 
     def cohorts_changed(self) -> None:
         self.cache_resets += 1
@@ -323,6 +367,11 @@ class InMemoryHoldoutRecords:
 
     def count_contaminations(self, cohort_id: str) -> int:
         return sum(1 for v in self._db.collection("holdoutContaminations").values() if v.get("cohortId") == cohort_id)
+
+    def count_program_exposures(self, cohort_id: str) -> tuple[int, int]:
+        rows = [v for v in self._db.collection("experimentExposures").values()
+                if v["experimentId"] == f"program:{cohort_id}"]
+        return len(rows), sum(1 for v in rows if v["arm"] == "HOLDOUT")
 
     def new_spillover_event_id(self) -> str:
         return "spill-" + new_salt()[:12]
@@ -404,6 +453,12 @@ class InMemoryAnalysisSource:
     def contaminated_users(self, experiment: OfferExperiment) -> set[str]:
         return {v["userId"] for v in self._store.db.collection("holdoutContaminations").values()
                 if v.get("experimentId") == experiment.experiment_id or v.get("cohortId") == experiment.holdout_cohort_id}
+
+    def program_rows(self, cohort_id: str) -> list[UserRow]:
+        """``store.rows["program:<cohortId>"]``, arms HOLDOUT/PROGRAM mapped as the Firestore source maps them."""
+        rows = self._store.rows.get(f"program:{cohort_id}", [])
+        mapped = [replace(r, arm=PROGRAM_ARMS[r.arm]) for r in rows if r.arm in PROGRAM_ARMS]
+        return sorted(mapped, key=lambda r: r.user_id)
 
 
 class InMemoryStore(InMemoryUnitOfWork):

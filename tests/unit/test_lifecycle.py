@@ -6,8 +6,8 @@ import pytest
 from offerlab.domain.actors import Actor
 from offerlab.domain.errors import FailedPrecondition, PermissionDenied
 from offerlab.domain.lifecycle import (
-    APPROVAL_RECORDED, EVENT_TYPES, NON_TERMINAL, TERMINAL, TRANSITIONS, Command, check_actor,
-    check_not_already_approved, plan_transition,
+    APPROVAL_RECORDED, EVENT_TYPES, NON_TERMINAL, SHIP_APPROVAL_RECORDED, SHIP_EVENT_TYPES, TERMINAL, TRANSITIONS,
+    Command, check_actor, check_not_already_approved, plan_transition,
 )
 from offerlab.domain.types import ExperimentStatus as S
 
@@ -22,7 +22,14 @@ EXPECTED = {
     (Command.PAUSE, S.RUNNING): S.PAUSED, (Command.RESUME, S.PAUSED): S.RUNNING,
     (Command.COMPLETE, S.RUNNING): S.COMPLETED, (Command.COMPLETE, S.PAUSED): S.COMPLETED,
     **{(Command.KILL, s): S.KILLED for s in (S.DRAFT, S.PENDING_APPROVAL, S.APPROVED, S.RUNNING, S.PAUSED)},
+    # Shipping (API.md §10): COMPLETED → SHIP_PENDING_APPROVAL → SHIPPED → COMPLETED; a rejection → COMPLETED.
+    (Command.SHIP, S.COMPLETED): S.SHIP_PENDING_APPROVAL,
+    (Command.APPROVE, S.SHIP_PENDING_APPROVAL): S.SHIPPED,
+    (Command.REJECT, S.SHIP_PENDING_APPROVAL): S.COMPLETED,
+    (Command.UNSHIP, S.SHIPPED): S.COMPLETED,
 }
+SHIP_EVENTS = {(Command.APPROVE, S.SHIP_PENDING_APPROVAL): "EXPERIMENT_SHIPPED",
+               (Command.REJECT, S.SHIP_PENDING_APPROVAL): "EXPERIMENT_SHIP_REJECTED"}
 
 COMMANDS = [c for c in Command if c not in (Command.CREATE, Command.MOVE_STAGE)]
 
@@ -32,7 +39,8 @@ def test_every_pair_follows_the_lifecycle(command, status):
     if (command, status) in EXPECTED:
         transition = plan_transition(command, status)
         assert transition.to_status == EXPECTED[(command, status)]
-        assert transition.event_type == EVENT_TYPES[command] and transition.from_status == status
+        assert transition.event_type == SHIP_EVENTS.get((command, status), EVENT_TYPES.get(command))
+        assert transition.from_status == status
     else:
         with pytest.raises(FailedPrecondition) as err:
             plan_transition(command, status)
@@ -51,14 +59,18 @@ def test_the_rollout_moves_the_coverage_only_while_the_experiment_is_live(status
             plan_transition(Command.MOVE_STAGE, status, event_type="ROLLOUT_PROGRESSED")
 
 
-def test_terminal_states_have_no_way_out():
-    assert TERMINAL == {S.COMPLETED, S.KILLED} and NON_TERMINAL == set(S) - TERMINAL
-    for targets in TRANSITIONS.values():
-        assert not TERMINAL & set(targets)
+def test_a_finished_run_never_runs_again_and_only_shipping_leaves_completed():
+    assert TERMINAL == {S.COMPLETED, S.KILLED, S.SHIP_PENDING_APPROVAL, S.SHIPPED}
+    assert NON_TERMINAL == set(S) - TERMINAL
+    for command, targets in TRANSITIONS.items():
+        for source, target in targets.items():
+            if source in TERMINAL:  # the ship lifecycle stays among the finished states; KILLED has no way out
+                assert command in (Command.SHIP, Command.APPROVE, Command.REJECT, Command.UNSHIP)
+                assert target in TERMINAL and source is not S.KILLED
 
 
 def test_event_types_are_past_tense_and_unique():
-    names = list(EVENT_TYPES.values()) + [APPROVAL_RECORDED]
+    names = list(EVENT_TYPES.values()) + list(SHIP_EVENT_TYPES.values()) + [APPROVAL_RECORDED, SHIP_APPROVAL_RECORDED]
     assert len(set(names)) == len(names)
     assert all(n.startswith("EXPERIMENT_") and n.endswith("ED") for n in names)
 
@@ -69,6 +81,20 @@ def test_approval_completes_only_when_every_approver_approved():
     assert (partial.to_status, partial.event_type) == (S.PENDING_APPROVAL, APPROVAL_RECORDED)
     full = plan_transition(Command.APPROVE, S.PENDING_APPROVAL, approvals_after=set(approvers), approvers=approvers)
     assert (full.to_status, full.event_type) == (S.APPROVED, "EXPERIMENT_APPROVED")
+    partial = plan_transition(Command.APPROVE, S.SHIP_PENDING_APPROVAL, approvals_after={"cfo@x.com"}, approvers=approvers)
+    assert (partial.to_status, partial.event_type) == (S.SHIP_PENDING_APPROVAL, SHIP_APPROVAL_RECORDED)
+
+
+def test_the_author_or_an_admin_ships_and_only_an_admin_unships():
+    check_actor(Command.SHIP, Actor("pm", AUTHOR), author=AUTHOR, approvers=APPROVERS)
+    check_actor(Command.SHIP, Actor("root", "root@x.com", is_admin=True), author=AUTHOR, approvers=APPROVERS)
+    check_actor(Command.UNSHIP, Actor("root", "root@x.com", is_admin=True), author=AUTHOR, approvers=APPROVERS)
+    for command, actor in ((Command.SHIP, Actor("ceo", "ceo@x.com", is_approver=True)),
+                           (Command.UNSHIP, Actor("pm", AUTHOR)),
+                           (Command.SHIP, Actor("sweep", None, is_system=True)),
+                           (Command.UNSHIP, Actor("sweep", None, is_system=True))):
+        with pytest.raises(PermissionDenied):
+            check_actor(command, actor, author=AUTHOR, approvers=APPROVERS)
 
 
 AUTHOR = "pm@x.com"

@@ -9,7 +9,8 @@ from offerlab.api.experiments import CreateExperiment, UpdateExperiment
 from offerlab.api.offers import GetOffer
 from offerlab.api.rollouts import CreateRolloutPlan
 from offerlab.domain.errors import InvalidArgument, NotFound
-from offerlab.domain.types import ExperimentStatus
+from offerlab.domain.types import ExperimentStatus, OfferType
+from offerlab.store.documents import CohortScope
 from offerlab.service.rollout_plans import DEFAULT_STAGES, normalise_stages
 from offerlab.store import experiment_cache as cache
 
@@ -90,10 +91,14 @@ class FakeExperiment:
         self.salt, self.treatment_percentage, self.stage_index = "s", 50.0, 0
         self.offer_config, self.control_config = {"p": 2}, {"p": 1}
         self.holdout_cohort_id, self.started_at, self.created_at = "c1", NOW, NOW
+        self.placement, self.offer_type, self.traffic_percentage = "default", OfferType.PROMO, 100.0
+        self.traffic_segments, self.covering_cohort_ids, self.ship = [], ["c1"], None
 
 
 class FakeCohort:
-    status, salt, percentage = "FROZEN", "cs", 10.0
+    cohort_id, status, salt, percentage = "c1", "FROZEN", "cs", 10.0
+    spillover_policy = {}
+    scope = CohortScope()
 
 
 def test_the_offer_cache_reads_once_per_ttl_and_keeps_an_unchanged_view(monkeypatch):
@@ -116,7 +121,8 @@ def test_the_offer_cache_reads_once_per_ttl_and_keeps_an_unchanged_view(monkeypa
     monkeypatch.setattr(cache.experiments_repo, "get_experiment", get_experiment)
     monkeypatch.setattr(cache.holdouts_repo, "get_cohort", get_cohort)
     monkeypatch.setattr(cache, "_views", cache._TtlCache(clock=lambda: clock["t"]))
-    monkeypatch.setattr(cache, "_cohorts", {})
+    monkeypatch.setattr(cache, "_cohort_views", {})
+    monkeypatch.setattr(cache.cohort_cache, "retired_ids", lambda: frozenset())
     for _ in range(100):
         view = cache.offer_view("e1")
     assert reads == {"experiment": 1, "cohort": 1} and view.coverage == 10.0 and view.holdout_salt == "cs"

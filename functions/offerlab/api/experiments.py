@@ -6,9 +6,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from offerlab.api.models import MAX_LIST, ApiModel, Id, JsonObject, Name, Reason, Text
+from offerlab.api.models import MAX_LIST, ApiModel, Id, JsonObject, Name, Placement, Reason, Text
 from offerlab.domain.metrics import Metric
-from offerlab.domain.types import Direction, KpiType, OfferType, ViolationAction
+from offerlab.domain.types import Direction, KpiType, OfferType, ShipArm, ViolationAction
 
 
 def _utc(value: datetime) -> datetime:
@@ -68,6 +68,18 @@ def _treatment(value: float) -> float:
 TreatmentPercentage = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_treatment)]
 
 
+# The placement's share an experiment may enroll: 0 < p <= 100, basis points (API.md §10).
+def _traffic(value: float) -> float:
+    if not 0 < value <= 100:
+        raise ValueError("must be above 0 and at most 100")
+    if abs(value * 100 - round(value * 100)) > 1e-6:
+        raise ValueError("percentages have a resolution of 0.01")
+    return value
+
+
+TrafficPercentage = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_traffic)]
+
+
 def _unique(values: list[str]) -> list[str]:
     if len(set(values)) != len(values):
         raise ValueError("approvers must be unique")
@@ -93,6 +105,8 @@ class ExperimentFields(ApiModel):
     planned_start_date: UtcDateTime | None = None
     planned_end_date: UtcDateTime | None = None
     approvers: Approvers | None = None
+    placement: Placement | None = None
+    traffic_percentage: TrafficPercentage | None = None
 
 
 class CreateExperiment(ApiModel):
@@ -109,6 +123,8 @@ class CreateExperiment(ApiModel):
     planned_start_date: UtcDateTime
     planned_end_date: UtcDateTime
     approvers: Approvers
+    placement: Placement = "default"
+    traffic_percentage: TrafficPercentage = 100.0
 
     @model_validator(mode="after")
     def _dates(self) -> "CreateExperiment":
@@ -137,3 +153,10 @@ class ExperimentWithReason(ApiModel):
     reason: Reason
 
 
+class ShipExperiment(ApiModel):
+    experiment_id: Id
+    arm: ShipArm
+    reason: Reason
+
+
+UnshipExperiment = ExperimentWithReason

@@ -5,11 +5,19 @@ from typing import Annotated
 
 from pydantic import Field
 
-from offerlab.api.models import ApiModel, Id, Name, Percentage, Reason, Text, UserId
-from offerlab.domain.types import SpilloverAction, SpilloverChannel
+from offerlab.api.models import MAX_LIST, ApiModel, Id, Name, Percentage, Placement, Reason, Text, UserId
+from offerlab.domain.metrics import Metric
+from offerlab.domain.types import OfferType, SpilloverAction, SpilloverChannel
 
 # 0 < p <= 50, resolution 0.01 (a basis point).
 CohortPercentage = Annotated[Percentage, Field(gt=0, le=50)]
+
+
+class CohortScopeIn(ApiModel):
+    """API.md §10: omitted or empty = global. An unknown offer type is refused (``scope.offerTypes.N``)."""
+
+    placements: list[Placement] = Field(default_factory=list, max_length=MAX_LIST)
+    offer_types: list[OfferType] = Field(default_factory=list, max_length=len(OfferType))
 
 
 class CreateHoldoutCohort(ApiModel):
@@ -17,6 +25,7 @@ class CreateHoldoutCohort(ApiModel):
     percentage: CohortPercentage
     description: Text = ""
     spillover_policy: dict[SpilloverChannel, SpilloverAction] | None = None
+    scope: CohortScopeIn | None = None
 
 
 class CohortRef(ApiModel):
@@ -31,6 +40,7 @@ class UpdateHoldoutCohort(ApiModel):
     percentage: CohortPercentage | None = None
     description: Text | None = None
     spillover_policy: dict[SpilloverChannel, SpilloverAction] | None = None
+    scope: CohortScopeIn | None = None
 
 
 class RetireHoldoutCohort(ApiModel):
@@ -48,3 +58,7 @@ class CheckSpillover(ApiModel):
     channel: SpilloverChannel
     experiment_id: Id | None = None
 
+
+class AnalyzeHoldout(ApiModel):
+    cohort_id: Id
+    metric: Metric

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic.alias_generators import to_camel
 
 from offerlab.domain.ids import DocumentId
+from offerlab.domain.placements import PLACEMENT_PATTERN
 
 MAX_NAME = 200
 MAX_TEXT = 4_000
@@ -40,6 +41,10 @@ UserId = DocumentId
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+# A placement name (domain/placements.py): it becomes a document id.
+Placement = Annotated[str, StringConstraints(pattern=PLACEMENT_PATTERN)]
+# A region as get_offer is told it (ISO 3166-1 alpha-2 expected; stored as given, validated loosely).
+Region = Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9-]+$")]
 
 
 def _basis_points(value: float) -> float:

@@ -16,6 +16,7 @@ class Arm(str, enum.Enum):
     CONTROL = "CONTROL"
     TREATMENT = "TREATMENT"
     NOT_ENROLLED = "NOT_ENROLLED"
+    SHIPPED = "SHIPPED"  # the placement's shipped offer (API.md §10)
 
 
 def bucket_of(salt: str, unit_id: str) -> int:

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 ISOLATING_CHANNELS = ("gift", "shared_wallet")
 
 ITEMS = ("frozen_holdout", "hypothesis", "primary_kpi", "guardrails", "spillover_isolation",
-         "approvals", "kill_switch", "ledger_recording", "rollout_plan")
+         "approvals", "kill_switch", "ledger_recording", "rollout_plan", "holdout_coverage", "placement_capacity")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,12 @@ class LaunchFacts:
     creation_event_recorded: bool = False
     rollout_plan_status: str | None = None          # None: no plan
     rollout_stage_count: int = 0
+    # API.md §10: the experiment's own cohort must cover it (with frozen_holdout: FROZEN and in scope) ...
+    cohort_scope_includes: bool = True
+    cohort_scope: str = "global"
+    # ... and its traffic must fit beside the experiments holding its placement (domain/placements.py).
+    placement_capacity_ok: bool = True
+    placement_capacity_detail: str = ""
 
 
 def evaluate(facts: LaunchFacts) -> list[ChecklistItem]:
@@ -78,6 +84,13 @@ def evaluate(facts: LaunchFacts) -> list[ChecklistItem]:
         "A rollout plan is configured.",
         "No rollout plan: call create_rollout_plan." if facts.rollout_plan_status is None
         else f"The rollout plan is {facts.rollout_plan_status}, not PLANNED.")
+    add("holdout_coverage", facts.cohort_status is not None and facts.cohort_scope_includes,
+        f"The holdout cohort's scope ({facts.cohort_scope}) includes the experiment.",
+        "The holdout cohort does not exist." if facts.cohort_status is None
+        else f"The holdout cohort's scope ({facts.cohort_scope}) does not include the experiment's placement "
+             "or offer type: it would not hold anybody out of it.")
+    add("placement_capacity", facts.placement_capacity_ok, facts.placement_capacity_detail or "The traffic fits.",
+        facts.placement_capacity_detail or "The placement has no room for the experiment's traffic.")
     return items
 
 

@@ -31,6 +31,45 @@ class CohortEventType(str, enum.Enum):
     COHORT_RETIRED = "COHORT_RETIRED"
 
 
+@dataclass(frozen=True)
+class Scope:
+    """A cohort's scope (API.md §10): empty = global; else the listed placements and offer types."""
+
+    placements: frozenset[str] = frozenset()
+    offer_types: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, placements: Iterable[str] | None = None, offer_types: Iterable[object] | None = None) -> "Scope":
+        return cls(frozenset(placements or ()),
+                   frozenset(getattr(t, "value", t) for t in (offer_types or ())))
+
+    @property
+    def is_global(self) -> bool:
+        return not self.placements and not self.offer_types
+
+    def includes(self, placement: str | None, offer_type: object) -> bool:
+        """The scope includes an experiment (or exposure) of this placement and offer type."""
+        return self.is_global or placement in self.placements or getattr(offer_type, "value", offer_type) in self.offer_types
+
+    def overlaps(self, other: "Scope") -> bool:
+        """Some experiment could be in both scopes."""
+        return self.is_global or other.is_global or bool(self.placements & other.placements) \
+            or bool(self.offer_types & other.offer_types)
+
+    def describe(self) -> str:
+        if self.is_global:
+            return "global"
+        parts = [f"placements {', '.join(sorted(self.placements))}"] if self.placements else []
+        parts += [f"offer types {', '.join(sorted(self.offer_types))}"] if self.offer_types else []
+        return "; ".join(parts)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"placements": sorted(self.placements), "offerTypes": sorted(self.offer_types)}
+
+
+GLOBAL = Scope()
+
+
 @dataclass(frozen=True, slots=True)
 class CohortView:
     """What assignment and spillover checks need of a cohort; ``limit`` and the salt's ``prefix``
@@ -42,11 +81,12 @@ class CohortView:
     policy: Mapping[SpilloverChannel, SpilloverAction]
     limit: int
     prefix: bytes
+    scope: Scope = GLOBAL
 
     @classmethod
     def of(cls, cohort_id: str, salt: str, percentage: float,
-           policy: Mapping[SpilloverChannel, SpilloverAction]) -> "CohortView":
-        return cls(cohort_id, salt, percentage, dict(policy), threshold(percentage), f"{salt}:".encode())
+           policy: Mapping[SpilloverChannel, SpilloverAction], scope: Scope = GLOBAL) -> "CohortView":
+        return cls(cohort_id, salt, percentage, dict(policy), threshold(percentage), f"{salt}:".encode(), scope)
 
     def bucket(self, user_id: str) -> int:
         return bucket_of_bytes(self.prefix, user_id.encode())
@@ -87,6 +127,17 @@ def ensure_retirable(status: CohortStatus, running_experiment_ids: Iterable[str]
     if running:
         raise FailedPrecondition("The cohort is the holdout of experiments that are running or paused.",
                                  {"experimentIds": running[:20]})
+
+
+def ensure_no_serving_experiment(scope: Scope, serving: Iterable[tuple[str, str, object]]) -> None:
+    """A cohort may not start covering experiments that already serve users (running, paused or shipped:
+    ``(experimentId, placement, offerType)``): its members would switch offers, and those already served a
+    treatment would be contaminated from the first day (docs/program.md §4)."""
+    hit = sorted(e for e, placement, offer_type in serving if scope.includes(placement, offer_type))
+    if hit:
+        raise FailedPrecondition("The cohort's scope includes experiments that are running, paused or shipped; "
+                                 "freeze it before they start (or after they end or are unshipped).",
+                                 {"experimentIds": hit[:20]})
 
 
 # --- health -------------------------------------------------------------------------------------------

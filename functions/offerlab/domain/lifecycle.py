@@ -2,6 +2,8 @@
 
     DRAFT → PENDING_APPROVAL → APPROVED → RUNNING ⇄ PAUSED → COMPLETED
     KILLED from any non-terminal state; a rejection or an edit returns it to DRAFT.
+    COMPLETED → SHIP_PENDING_APPROVAL → SHIPPED → COMPLETED (API.md §10: shipping an arm, four eyes again;
+    a rejected ship returns to COMPLETED, an unship too).
 
 Pure: no Firebase, no store. The service layer reads the experiment inside a transaction, asks
 ``plan_transition`` what the next state is (or gets the refusal), and writes the new state, a new version
@@ -32,6 +34,8 @@ class Command(str, enum.Enum):
     COMPLETE = "COMPLETE"
     KILL = "KILL"
     MOVE_STAGE = "MOVE_STAGE"  # the rollout moves the coverage; the status stays (domain/rollout_plan.py)
+    SHIP = "SHIP"              # ask to make a COMPLETED experiment's arm the placement's offer
+    UNSHIP = "UNSHIP"          # withdraw a shipped offer: everyone back on the status quo
 
 
 class ExperimentEventType(str, enum.Enum):
@@ -49,6 +53,12 @@ class ExperimentEventType(str, enum.Enum):
     EXPERIMENT_RESUMED = "EXPERIMENT_RESUMED"
     EXPERIMENT_COMPLETED = "EXPERIMENT_COMPLETED"
     EXPERIMENT_KILLED = "EXPERIMENT_KILLED"
+    EXPERIMENT_SHIP_REQUESTED = "EXPERIMENT_SHIP_REQUESTED"
+    # One ship approval out of several: still SHIP_PENDING_APPROVAL, the event still goes to the ledger.
+    EXPERIMENT_SHIP_APPROVAL_RECORDED = "EXPERIMENT_SHIP_APPROVAL_RECORDED"
+    EXPERIMENT_SHIPPED = "EXPERIMENT_SHIPPED"
+    EXPERIMENT_SHIP_REJECTED = "EXPERIMENT_SHIP_REJECTED"
+    EXPERIMENT_UNSHIPPED = "EXPERIMENT_UNSHIPPED"
 
 
 E = ExperimentEventType
@@ -63,22 +73,33 @@ EVENT_TYPES: dict[Command, ExperimentEventType] = {
     Command.RESUME: E.EXPERIMENT_RESUMED,
     Command.COMPLETE: E.EXPERIMENT_COMPLETED,
     Command.KILL: E.EXPERIMENT_KILLED,
+    Command.SHIP: E.EXPERIMENT_SHIP_REQUESTED,
+    Command.UNSHIP: E.EXPERIMENT_UNSHIPPED,
+}
+# Approving or rejecting a ship request reuses APPROVE/REJECT (API.md §10) but names its own events.
+SHIP_EVENT_TYPES: dict[Command, ExperimentEventType] = {
+    Command.APPROVE: E.EXPERIMENT_SHIPPED,
+    Command.REJECT: E.EXPERIMENT_SHIP_REJECTED,
 }
 APPROVAL_RECORDED = E.EXPERIMENT_APPROVAL_RECORDED
+SHIP_APPROVAL_RECORDED = E.EXPERIMENT_SHIP_APPROVAL_RECORDED
 
-TERMINAL = frozenset({S.COMPLETED, S.KILLED})
+# The run is over in these states (no kill, no rollout, no edits); COMPLETED may still be shipped.
+TERMINAL = frozenset({S.COMPLETED, S.KILLED, S.SHIP_PENDING_APPROVAL, S.SHIPPED})
 NON_TERMINAL = frozenset(S) - TERMINAL
 # The offer and the arms never change while these hold (API.md §3).
 LIVE = frozenset({S.RUNNING, S.PAUSED})
+# A ship request or a shipped offer: its config (the shipped arm's) is fixed until unshipped.
+SHIPPING = frozenset({S.SHIP_PENDING_APPROVAL, S.SHIPPED})
 
 # The table: command → {from status → to status}. APPROVE's target depends on whether the approval is the
 # last one missing (see ``plan_transition``); the table lists where the *last* approval leads.
 TRANSITIONS: dict[Command, dict[S, S]] = {
     Command.UPDATE: {S.DRAFT: S.DRAFT, S.PENDING_APPROVAL: S.DRAFT, S.APPROVED: S.DRAFT},
     Command.SUBMIT: {S.DRAFT: S.PENDING_APPROVAL},
-    Command.APPROVE: {S.PENDING_APPROVAL: S.APPROVED},
-    # An approver may withdraw consent until the experiment starts.
-    Command.REJECT: {S.PENDING_APPROVAL: S.DRAFT, S.APPROVED: S.DRAFT},
+    Command.APPROVE: {S.PENDING_APPROVAL: S.APPROVED, S.SHIP_PENDING_APPROVAL: S.SHIPPED},
+    # An approver may withdraw consent until the experiment starts; a rejected ship stays COMPLETED.
+    Command.REJECT: {S.PENDING_APPROVAL: S.DRAFT, S.APPROVED: S.DRAFT, S.SHIP_PENDING_APPROVAL: S.COMPLETED},
     Command.START: {S.APPROVED: S.RUNNING},
     Command.PAUSE: {S.RUNNING: S.PAUSED},
     Command.RESUME: {S.PAUSED: S.RUNNING},
@@ -86,6 +107,9 @@ TRANSITIONS: dict[Command, dict[S, S]] = {
     Command.KILL: {status: S.KILLED for status in NON_TERMINAL},
     # Coverage changes only while the experiment is live; the arms never change (API.md §2).
     Command.MOVE_STAGE: {S.RUNNING: S.RUNNING, S.PAUSED: S.PAUSED},
+    # Only a run that ended normally is shipped: a KILLED run's evidence is what made it stop.
+    Command.SHIP: {S.COMPLETED: S.SHIP_PENDING_APPROVAL},
+    Command.UNSHIP: {S.SHIPPED: S.COMPLETED},
 }
 
 
@@ -116,12 +140,15 @@ def plan_transition(command: Command, status: S, *, approvals_after: Iterable[st
         raise FailedPrecondition(
             f"Cannot {command.value.lower()} an experiment that is {status.value} (allowed from: {allowed}).",
             {"status": status.value, "command": command.value})
+    shipping = status is S.SHIP_PENDING_APPROVAL
     if command is Command.APPROVE and not set(approvers) <= set(approvals_after):
-        return Transition(command, status, status, APPROVAL_RECORDED)
+        return Transition(command, status, status, SHIP_APPROVAL_RECORDED if shipping else APPROVAL_RECORDED)
     if command is Command.MOVE_STAGE:
         if event_type is None:
             raise ValueError("a stage move is named by the rollout event that moves it")
         return Transition(command, status, targets[status], event_type)
+    if shipping and command in SHIP_EVENT_TYPES:
+        return Transition(command, status, targets[status], SHIP_EVENT_TYPES[command])
     return Transition(command, status, targets[status], EVENT_TYPES[command])
 
 
@@ -158,6 +185,12 @@ def check_actor(command: Command, actor: Actor, *, author: str, approvers: Itera
     elif command is Command.KILL:
         if not actor.is_admin:
             raise PermissionDenied("Only an admin may kill an experiment.")
+    elif command is Command.SHIP:
+        if not (actor.is_admin or (actor.email is not None and actor.email == author)):
+            raise PermissionDenied("Only the experiment's author (or an admin) may ship it.")
+    elif command is Command.UNSHIP:
+        if not actor.is_admin:
+            raise PermissionDenied("Only an admin may unship an experiment.")
 
 
 def check_not_already_approved(actor_email: str, approvals: Iterable[str]) -> None:

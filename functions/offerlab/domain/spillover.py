@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from offerlab.domain.assignment import Arm, assign_arm
 from offerlab.domain.errors import InvalidArgument
 from offerlab.domain.holdouts import CohortView
+from offerlab.domain.program import ExperimentRule
 from offerlab.domain.types import SpilloverAction, SpilloverChannel
 
 SEVERITY = {SpilloverAction.ALLOW: 0, SpilloverAction.FLAG: 1, SpilloverAction.BLOCK: 2}
@@ -26,15 +27,19 @@ SEVERITY = {SpilloverAction.ALLOW: 0, SpilloverAction.FLAG: 1, SpilloverAction.B
 
 @dataclass(frozen=True, slots=True)
 class ExperimentView:
-    """What the arm computation needs of an experiment (API.md §2)."""
+    """What the arm computation needs of an experiment (API.md §2), and, with ``rule``, the program's
+    decision (domain/program.py: its traffic segments and every cohort covering it, API.md §10)."""
 
     experiment_id: str
     salt: str
     treatment_percentage: float
     coverage: float | None
     holdout: CohortView
+    rule: ExperimentRule | None = None
 
     def arm_of(self, user_id: str) -> Arm:
+        if self.rule is not None:
+            return self.rule.arm_of(user_id)
         return assign_arm(user_id=user_id, experiment_salt=self.salt,
                           treatment_percentage=self.treatment_percentage, coverage=self.coverage,
                           holdout_salt=self.holdout.salt, holdout_percentage=self.holdout.percentage)
@@ -80,7 +85,8 @@ def decide(from_user_id: str, to_user_id: str, channel: SpilloverChannel, cohort
             actions.append(experiment_action)
             reasons.append(f"{channel.value} from a TREATMENT user to a {to_arm.value} user of experiment "
                            f"{experiment.experiment_id} (policy {experiment_action.value})")
-            if to_arm == Arm.HOLDOUT and experiment.holdout.cohort_id not in cohort_ids:
+            if to_arm == Arm.HOLDOUT and experiment.holdout.cohort_id not in cohort_ids \
+                    and experiment.holdout.contains(to_user_id):  # (another covering cohort is in ``crossed``)
                 cohort_ids.append(experiment.holdout.cohort_id)
                 if experiment_action == SpilloverAction.FLAG:
                     flagged_cohorts.append(experiment.holdout.cohort_id)

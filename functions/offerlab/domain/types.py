@@ -39,6 +39,16 @@ class ExperimentStatus(str, enum.Enum):
     PAUSED = "PAUSED"
     COMPLETED = "COMPLETED"
     KILLED = "KILLED"
+    # Shipping a COMPLETED experiment's winning arm (API.md §10): requested, then four-eyes approved.
+    SHIP_PENDING_APPROVAL = "SHIP_PENDING_APPROVAL"
+    SHIPPED = "SHIPPED"
+
+
+class ShipArm(str, enum.Enum):
+    """The arms a COMPLETED experiment can ship (API.md §10)."""
+
+    TREATMENT = "TREATMENT"
+    CONTROL = "CONTROL"
 
 
 class OfferType(str, enum.Enum):

@@ -11,7 +11,7 @@ Services are imported inside the functions: numpy/scipy stay off every other fun
 from __future__ import annotations
 
 __all__ = ["analyze_experiment", "check_guardrails", "monitor_experiment", "guardrail_sweep", "kpi_snapshot",
-           "on_guardrail_check", "on_kpi_snapshot"]
+           "on_guardrail_check", "on_kpi_snapshot", "analyze_holdout"]
 
 import logging
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from firebase_functions import https_fn, pubsub_fn, scheduler_fn
 
 from offerlab.api import analytics as m
+from offerlab.api import holdouts as hm
 from offerlab.domain.actors import Role
 from offerlab.api.callable import handle
 from offerlab.api.delivery import PoisonMessage, deliver
@@ -103,3 +104,14 @@ def on_guardrail_check(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedDat
         log.info("guardrail check %s: %s %s %s", message_id, outcome.status, outcome.action, outcome.reason)
 
     deliver("guardrail check", event, work)
+
+
+@https_fn.on_call(memory=1024, timeout_sec=540)
+def analyze_holdout(req: https_fn.CallableRequest) -> dict:
+    """API.md §10: a holdout cohort's read-out; experimenters, analysts and admins; each call stores a NEW one."""
+    def action(caller, p):
+        from offerlab.service import holdout_analysis as svc  # noqa: PLC0415
+
+        return svc.analyze_holdout(store(), caller, p.cohort_id, p.metric)
+
+    return handle(req, hm.AnalyzeHoldout, action, roles=[Role.EXPERIMENTER, Role.ANALYST])

@@ -13,10 +13,10 @@ AREAS = ("analytics", "experiments", "holdouts", "ledger", "metrics", "offers", 
 
 FUNCTIONS: dict[str, tuple[str, ...]] = {
     "analytics": ("analyze_experiment", "check_guardrails", "monitor_experiment", "guardrail_sweep",
-                  "kpi_snapshot", "on_guardrail_check", "on_kpi_snapshot"),
+                  "kpi_snapshot", "on_guardrail_check", "on_kpi_snapshot", "analyze_holdout"),
     "experiments": ("create_experiment", "update_experiment", "submit_for_approval", "approve_experiment",
                     "reject_experiment", "start_experiment", "pause_experiment", "resume_experiment",
-                    "complete_experiment", "kill_experiment"),
+                    "complete_experiment", "kill_experiment", "ship_experiment", "unship_experiment"),
     "holdouts": ("create_holdout_cohort", "update_holdout_cohort", "freeze_holdout_cohort",
                  "retire_holdout_cohort", "is_user_in_holdout", "check_spillover", "get_holdout_health",
                  "on_holdout_spillover_event"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "create_experiment", "update_experiment", "submit_for_approval", "approve_experiment", "reject_experiment",
     "start_experiment", "pause_experiment", "resume_experiment", "kill_experiment", "complete_experiment",
+    "ship_experiment", "unship_experiment",
 ]
 
 from firebase_functions import https_fn
@@ -14,6 +15,7 @@ from offerlab.domain.actors import Role
 from offerlab.api.callable import handle
 from offerlab.api.models import ExperimentRef
 from offerlab.service import experiments as svc
+from offerlab.service import program
 from offerlab.store.firestore_store import firestore_store as store
 
 EXPERIMENTER = [Role.EXPERIMENTER]
@@ -70,4 +72,17 @@ def complete_experiment(req: https_fn.CallableRequest) -> dict:
 @https_fn.on_call()
 def kill_experiment(req: https_fn.CallableRequest) -> dict:
     return handle(req, m.ExperimentWithReason, lambda c, p: svc.kill_experiment(store(), c, p.experiment_id, p.reason),
+                  roles=[Role.ADMIN])
+
+
+@https_fn.on_call()
+def ship_experiment(req: https_fn.CallableRequest) -> dict:
+    """API.md §10: the author (or an admin) asks to ship an arm of a COMPLETED experiment."""
+    return handle(req, m.ShipExperiment, lambda c, p: program.ship_experiment(store(), c, p.experiment_id, p.arm.value,
+                                                                              p.reason), roles=EXPERIMENTER)
+
+
+@https_fn.on_call()
+def unship_experiment(req: https_fn.CallableRequest) -> dict:
+    return handle(req, m.UnshipExperiment, lambda c, p: program.unship_experiment(store(), c, p.experiment_id, p.reason),
                   roles=[Role.ADMIN])

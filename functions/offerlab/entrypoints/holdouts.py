@@ -24,7 +24,8 @@ log = logging.getLogger("offerlab.holdouts")
 @https_fn.on_call()
 def create_holdout_cohort(req: https_fn.CallableRequest) -> dict:
     return handle(req, m.CreateHoldoutCohort, lambda caller, p: svc.create_holdout_cohort(
-        store(), caller, p.name, p.percentage, p.description, p.spillover_policy), roles=[Role.EXPERIMENTER])
+        store(), caller, p.name, p.percentage, p.description, p.spillover_policy,
+        p.scope.model_dump() if p.scope is not None else None), roles=[Role.EXPERIMENTER])
 
 
 @https_fn.on_call()

@@ -1,4 +1,4 @@
-"""get_offer (API.md §3): any signed-in user for their own uid; the service role for anyone."""
+"""get_offer (API.md §3, §10): any signed-in user for their own uid; the service role for anyone."""
 from __future__ import annotations
 
 __all__ = ["get_offer"]
@@ -13,4 +13,5 @@ from offerlab.store.firestore_store import firestore_store as store
 
 @https_fn.on_call()
 def get_offer(req: https_fn.CallableRequest) -> dict:
-    return handle(req, GetOffer, lambda c, p: svc.get_offer(store(), c, p.user_id, p.experiment_id))
+    return handle(req, GetOffer, lambda c, p: svc.get_offer(store(), c, p.user_id, p.experiment_id, p.placement,
+                                                            p.region))

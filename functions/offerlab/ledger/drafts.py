@@ -105,7 +105,10 @@ def drafts_for(source: SourceEvent) -> list[Draft]:
         event_type = _text(data, "eventType") or default_type
         return [Draft(chain, _entry(source, event_type, _text(data, "actor") or UNKNOWN_ACTOR, data, data))]
     if source.kind is SourceKind.ANALYSIS:
-        chain = _valid_chain_id(_text(data, "experimentId")) or UNATTRIBUTED_CHAIN
+        # An experiment's analysis goes on its chain; a holdout cohort's read-out (kind HOLDOUT, no
+        # experimentId) on the cohort's chain.
+        cohort = _valid_chain_id(_text(data, "cohortId"))
+        chain = _valid_chain_id(_text(data, "experimentId")) or (cohort_chain(cohort) if cohort else UNATTRIBUTED_CHAIN)
         actor = _text(data, "createdBy") or _text(data, "actor") or UNKNOWN_ACTOR
         return [Draft(chain, _entry(source, "ANALYSIS_RECORDED", actor, data, data))]
     if source.kind is SourceKind.SPILLOVER_VIOLATION:

@@ -15,7 +15,9 @@ How entries are classified (docs/ledger.md §9):
 * rolloutStages — rollout events (sourceKind ROLLOUT_EVENT) with fromStage/toStage, and lifecycle events
   that change the coverage (payload.toCoverage);
 * analyses — ANALYSIS_RECORDED entries, with the digest of the stored analysis (snapshotDigest);
-* spilloverViolations, unauthorisedChanges — their entries.
+* spilloverViolations, unauthorisedChanges — their entries;
+* shipping — ship requests, ship approvals and rejections, shipped and unshipped (API.md §10): which arm,
+  whose config, who approved, which cohorts kept the status quo, what it replaced or was replaced by.
 
 Every item names its entry by ``sequence`` and ``leafIndex`` (= sequence − 1, its Merkle leaf).
 """
@@ -23,10 +25,19 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from offerlab.domain.lifecycle import ExperimentEventType as E
 from offerlab.ledger.drafts import UNAUTHORISED_CHANGE, SourceKind
 
 SECTIONS = ("approvals", "rejections", "timeline", "guardrailActions", "rolloutStages", "analyses",
-            "spilloverViolations", "unauthorisedChanges")
+            "spilloverViolations", "unauthorisedChanges", "shipping")
+# One approval (of a launch or of a ship), the last one included; a rejection of either.
+APPROVAL_EVENTS = frozenset(e.value for e in (E.EXPERIMENT_APPROVED, E.EXPERIMENT_APPROVAL_RECORDED,
+                                              E.EXPERIMENT_SHIP_APPROVAL_RECORDED))
+REJECTION_EVENTS = frozenset(e.value for e in (E.EXPERIMENT_REJECTED, E.EXPERIMENT_SHIP_REJECTED))
+SHIP_EVENTS = frozenset(e.value for e in (E.EXPERIMENT_SHIP_REQUESTED, E.EXPERIMENT_SHIP_APPROVAL_RECORDED,
+                                          E.EXPERIMENT_SHIPPED, E.EXPERIMENT_SHIP_REJECTED, E.EXPERIMENT_UNSHIPPED))
+SHIP_FIELDS = ("arm", "reason", "placement", "shippedConfig", "approver", "approved", "required", "coveringCohortIds",
+               "replaces", "supersededBy")
 ANALYSIS_FIELDS = ("analysisId", "metric", "rawPercentChange", "correctedPercentChange", "pValue",
                    "confidenceInterval", "sampleSizes", "srmPValue", "dataQuality", "recommendation",
                    "method", "inputsDigest", "createdBy")
@@ -54,7 +65,8 @@ def _base(entry: dict[str, Any]) -> dict[str, Any]:
 
 def history_sections(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """The report's history sections from entries in sequence order."""
-    timeline, approvals, rejections, guardrails, stages, analyses, spillovers, unauthorised = ([] for _ in range(8))
+    timeline, approvals, rejections, guardrails, stages, analyses, spillovers, unauthorised, shipping = (
+        [] for _ in range(9))
     for entry in entries:
         payload = entry.get("payload") if isinstance(entry.get("payload"), dict) else {}
         inner = _inner(payload)
@@ -62,13 +74,14 @@ def history_sections(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[s
         if kind == SourceKind.EXPERIMENT_EVENT.value:
             timeline.append({**_base(entry), "fromStatus": payload.get("fromStatus"),
                              "toStatus": payload.get("toStatus"), "reason": inner.get("reason")})
-            # EXPERIMENT_APPROVED (the last approval) and EXPERIMENT_APPROVAL_RECORDED (one of several).
-            if event.endswith("APPROVED") or event.endswith("APPROVAL_RECORDED"):
+            if event in APPROVAL_EVENTS:
                 approvals.append({"approver": inner.get("approver") or entry.get("actor"), "approvedAt": _when(entry),
                                   "comment": inner.get("comment"), **_ref(entry)})
-            elif event.endswith("REJECTED"):
+            elif event in REJECTION_EVENTS:
                 rejections.append({"approver": entry.get("actor"), "rejectedAt": _when(entry),
                                    "reason": inner.get("reason"), **_ref(entry)})
+            if event in SHIP_EVENTS:
+                shipping.append({**_base(entry), **{k: inner.get(k) for k in SHIP_FIELDS}})
         if "GUARDRAIL" in event or any(k in payload or k in inner for k in ("violations", "guardrail")):
             derived = "KILL" if event.endswith("KILLED") else "PAUSE" if event.endswith("PAUSED") else None
             guardrails.append({**_base(entry),
@@ -93,11 +106,11 @@ def history_sections(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[s
                                  "changes": payload.get("changes"), "problems": payload.get("problems")})
     # The ledger's order is the order of recording; the report reads in the order things happened.
     for items, key in ((timeline, "at"), (approvals, "approvedAt"), (rejections, "rejectedAt"),
-                       (guardrails, "at"), (stages, "at")):
+                       (guardrails, "at"), (stages, "at"), (shipping, "at")):
         items.sort(key=lambda item, k=key: (str(item.get(k) or ""), item.get("sequence") or 0))
     return {"approvals": approvals, "rejections": rejections, "timeline": timeline, "guardrailActions": guardrails,
             "rolloutStages": stages, "analyses": analyses, "spilloverViolations": spillovers,
-            "unauthorisedChanges": unauthorised}
+            "unauthorisedChanges": unauthorised, "shipping": shipping}
 
 
 def hypothesis_of(entries: Iterable[dict[str, Any]]) -> dict[str, Any] | None:

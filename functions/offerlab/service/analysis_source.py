@@ -41,4 +41,8 @@ class AnalysisSource(Protocol):
     def contaminated_users(self, experiment: OfferExperiment) -> set[str]:
         """Users contaminated by spillover (service/spillover.py)."""
 
+    def program_rows(self, cohort_id: str) -> list[UserRow]:
+        """A holdout cohort's program-exposed users (docs/program.md §5): members as CONTROL, the others
+        as TREATMENT, with their totals since their first program exposure."""
+
 

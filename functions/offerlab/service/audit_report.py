@@ -156,7 +156,7 @@ def render_csv(report: dict[str, Any]) -> str:
         rows.append(("rejection", item.get("sequence"), item.get("rejectedAt"), "REJECTED", item.get("approver"),
                      _details(item, ("sequence", "rejectedAt", "approver"))))
     sections = (("timeline", "timeline"), ("guardrail", "guardrailActions"), ("rollout", "rolloutStages"),
-                ("spillover", "spilloverViolations"), ("unauthorised", "unauthorisedChanges"))
+                ("spillover", "spilloverViolations"), ("unauthorised", "unauthorisedChanges"), ("shipping", "shipping"))
     for name, key in sections:
         for item in report.get(key) or []:
             rows.append((name, item.get("sequence"), item.get("at"), item.get("eventType"), item.get("actor"),

@@ -7,6 +7,7 @@ Every use case reads the experiment inside ``store.transaction``, checks the gua
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -20,9 +21,10 @@ from offerlab.domain.lifecycle import (
 )
 from offerlab.domain.rollout_plan import PlanCommand, plan_step
 from offerlab.domain.types import ExperimentStatus
+from offerlab.service import program
 from offerlab.service.ports import Store, UnitOfWork
 from offerlab.service.transitions import Change, transition_experiment, write_experiment, write_plan_step
-from offerlab.store.documents import Approval, Guardrail, Hypothesis, KillSwitch, Kpi, OfferExperiment
+from offerlab.store.documents import Approval, Guardrail, Hypothesis, KillSwitch, Kpi, OfferExperiment, TrafficSegment
 
 # The kill-switch topic's actor: authorised by who may publish to the topic (IAM), named by the message.
 KILL_SWITCH_SOURCE = "experiment-kill-switch"
@@ -89,7 +91,8 @@ def create_experiment(store: Store, caller: Caller, request: Any) -> OfferExperi
                                 EVENT_TYPES[Command.CREATE])
         payload = {"name": experiment.name, "offerType": experiment.offer_type.value,
                    "holdoutCohortId": experiment.holdout_cohort_id,
-                   "treatmentPercentage": experiment.treatment_percentage, "approvers": experiment.approvers}
+                   "treatmentPercentage": experiment.treatment_percentage, "approvers": experiment.approvers,
+                   "placement": experiment.placement, "trafficPercentage": experiment.traffic_percentage}
         return write_experiment(uow, None, experiment, transition, actor.name, now, payload)
 
     return store.transaction(body)
@@ -132,6 +135,8 @@ def approve_experiment(store: Store, caller: Caller, experiment_id: str, comment
         experiment = uow.experiments.get(experiment_id)
         check_actor(Command.APPROVE, actor, author=experiment.author, approvers=experiment.approvers)
         plan_transition(Command.APPROVE, experiment.status)  # the state guard first: a clear refusal
+        if experiment.status is ExperimentStatus.SHIP_PENDING_APPROVAL:
+            return program.approve_ship(uow, experiment, actor, comment)
         check_not_already_approved(actor.email, experiment.approvals)
         approvals_after = set(experiment.approvals) | {actor.email}
         transition = plan_transition(Command.APPROVE, experiment.status, approvals_after=approvals_after,
@@ -147,8 +152,17 @@ def approve_experiment(store: Store, caller: Caller, experiment_id: str, comment
 
 
 def reject_experiment(store: Store, caller: Caller, experiment_id: str, reason: str) -> OfferExperiment:
-    return _run(store, experiment_id, Command.REJECT, caller, lambda e, t, now: (
-        {"approvals": {}, "status_reason": reason}, {"reason": reason, "approvalsVoided": sorted(e.approvals)}))
+    """Back to DRAFT (approvals voided); a rejected ship request back to COMPLETED (service/program.py)."""
+    actor = actor_of(caller)
+
+    def body(uow: UnitOfWork) -> OfferExperiment:
+        experiment = uow.experiments.get(experiment_id)
+        if experiment.status is ExperimentStatus.SHIP_PENDING_APPROVAL:
+            return program.reject_ship(uow, experiment, actor, reason)
+        return transition_experiment(uow, experiment_id, Command.REJECT, actor, lambda e, t, now: (
+            {"approvals": {}, "status_reason": reason}, {"reason": reason, "approvalsVoided": sorted(e.approvals)}))
+
+    return store.transaction(body)
 
 
 # --- start: the launch checklist ---------------------------------------------------------------------
@@ -160,6 +174,7 @@ def launch_facts(uow: UnitOfWork, experiment: OfferExperiment) -> tuple[checklis
         cohort = uow.cohorts.get(experiment.holdout_cohort_id)
     except NotFound:
         cohort = None
+    scope = program.scope_of(cohort) if cohort else None
     plan = uow.plans.find(experiment.experiment_id)
     created = uow.experiments.event_recorded(experiment.experiment_id, 1)
     facts = checklist.LaunchFacts(
@@ -173,6 +188,8 @@ def launch_facts(uow: UnitOfWork, experiment: OfferExperiment) -> tuple[checklis
         creation_event_recorded=created,
         rollout_plan_status=plan.status.value if plan else None,
         rollout_stage_count=len(plan.stages) if plan else 0,
+        cohort_scope_includes=scope is not None and scope.includes(experiment.placement, experiment.offer_type),
+        cohort_scope=scope.describe() if scope else "none",
     )
     return facts, plan
 
@@ -185,6 +202,10 @@ def start_experiment(store: Store, caller: Caller, experiment_id: str) -> OfferE
         experiment = uow.experiments.get(experiment_id)
         check_actor(Command.START, actor, author=experiment.author, approvers=experiment.approvers)
         facts, plan = launch_facts(uow, experiment)
+        reads = program.allocation_reads(uow, experiment)  # placement, coverage lock, frozen cohorts
+        now = utcnow()
+        capacity = program.plan_allocation(reads, experiment, now)
+        facts = replace(facts, placement_capacity_ok=capacity.ok, placement_capacity_detail=capacity.detail())
         items = checklist.evaluate(facts)
         details = {"checklist": [i.as_dict() for i in items]}
         if not checklist.is_ready(items):
@@ -195,15 +216,18 @@ def start_experiment(store: Store, caller: Caller, experiment_id: str) -> OfferE
             raise FailedPrecondition(err.message, {**(err.details or {}), **details}) from None
         step = plan_step(PlanCommand.START, plan.status, plan.current_stage_index, len(plan.stages),
                          experiment_status=experiment.status)
-        now = utcnow()
         first = plan.stages[0].percentage
+        covering = program.covering_cohort_ids(reads.frozen, experiment)
+        segments = [TrafficSegment(start=s, end=e) for s, e in capacity.segments]
         after = experiment.model_copy(update={
             "status": transition.to_status, "coverage": first, "stage_index": 0, "started_at": now,
-            "status_reason": None,
+            "status_reason": None, "traffic_segments": segments, "covering_cohort_ids": covering,
         })
-        saved = write_experiment(uow, experiment, after, transition, actor.name, now,
-                                 {"coverage": first, "stageIndex": 0, "checklist": details["checklist"]})
+        saved = write_experiment(uow, experiment, after, transition, actor.name, now, {
+            "coverage": first, "stageIndex": 0, "checklist": details["checklist"], "placement": experiment.placement,
+            "trafficSegments": [{"start": s, "end": e} for s, e in capacity.segments], "coveringCohortIds": covering})
         write_plan_step(uow, plan, step, None, actor.name, now)  # the coverage moved with the START itself
+        program.write_allocation(uow, reads, experiment, capacity, actor.name, now)
         return saved
 
     return store.transaction(body)

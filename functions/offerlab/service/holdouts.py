@@ -13,17 +13,22 @@ from offerlab.domain.assignment import BUCKETS, new_salt, threshold
 from offerlab.domain.clock import utcnow
 from offerlab.domain.errors import InvalidArgument, PermissionDenied
 from offerlab.domain.holdouts import (
-    CohortEventType, CohortView, assess_health, cohorts_containing, contamination_rate, ensure_editable,
-    ensure_freezable, ensure_retirable,
+    CohortEventType, CohortView, Scope, assess_health, cohorts_containing, contamination_rate, ensure_editable,
+    ensure_freezable, ensure_no_serving_experiment, ensure_retirable,
 )
 from offerlab.domain.ids import is_document_id
 from offerlab.domain.types import DEFAULT_SPILLOVER_POLICY, CohortStatus, ExperimentStatus
 from offerlab.service.ports import HoldoutRecords, Store, UnitOfWork
-from offerlab.store.documents import HoldoutAssignment, HoldoutCohort, LastChange
+from offerlab.store.documents import CohortScope, HoldoutAssignment, HoldoutCohort, LastChange
+
+# Experiments whose coverage a freeze must not change: running ones (arms are fixed while live) and
+# shipped ones (their covering cohorts are recorded at the ship).
+COVERAGE_FIXED = (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED, ExperimentStatus.SHIPPED)
 
 
 def create_holdout_cohort(store: Store, caller: Caller, name: str, percentage: float, description: str,
-                          spillover_policy: dict | None) -> HoldoutCohort:
+                          spillover_policy: dict | None, scope: dict | None = None) -> HoldoutCohort:
+    """A DRAFT cohort; ``scope`` ``{placements, offerTypes}`` (validated by the api model), empty = global."""
     now = utcnow()
     cohort = HoldoutCohort(
         cohort_id=store.cohorts.new_id(), name=name, description=description, percentage=percentage,
@@ -31,6 +36,7 @@ def create_holdout_cohort(store: Store, caller: Caller, name: str, percentage: f
         spillover_policy={**DEFAULT_SPILLOVER_POLICY, **(spillover_policy or {})},
         created_by=caller.actor, created_at=now, version=1,
         last_change=LastChange(action=CohortEventType.COHORT_CREATED, actor=caller.actor, at=now, version=1),
+        scope=CohortScope.model_validate(scope or {}),
     )
     store.transaction(lambda uow: uow.cohorts.create(cohort))
     return cohort
@@ -51,7 +57,7 @@ def write_cohort(uow: UnitOfWork, cohort: HoldoutCohort, caller: Caller, event: 
 
 
 def update_holdout_cohort(store: Store, caller: Caller, cohort_id: str, changes: dict[str, Any]) -> HoldoutCohort:
-    """Edit a DRAFT cohort (name, description, percentage, spillover policy; never the salt)."""
+    """Edit a DRAFT cohort (name, description, percentage, spillover policy, scope; never the salt)."""
     if not changes:
         raise InvalidArgument("Nothing to change.", {"fields": [{"path": "(payload)", "message": "no field to change"}]})
 
@@ -61,17 +67,34 @@ def update_holdout_cohort(store: Store, caller: Caller, cohort_id: str, changes:
         update = dict(changes)
         if update.get("spillover_policy") is not None:
             update["spillover_policy"] = {**cohort.spillover_policy, **update["spillover_policy"]}
+        if update.get("scope") is not None:
+            update["scope"] = CohortScope.model_validate(update["scope"])
         return write_cohort(uow, cohort, caller, CohortEventType.COHORT_UPDATED, **update)
 
     return store.transaction(body)
 
 
+def _scope(cohort: HoldoutCohort) -> Scope:
+    return Scope.of(cohort.scope.placements, cohort.scope.offer_types)
+
+
 def freeze_holdout_cohort(store: Store, caller: Caller, cohort_id: str) -> HoldoutCohort:
+    """DRAFT → FROZEN; refused while an experiment its scope includes is RUNNING, PAUSED or SHIPPED: its
+    members would switch offers mid-way and those already served would be contaminated from the first day
+    (docs/program.md §4). The coverage lock serialises the check against concurrent starts and ships."""
     def body(uow: UnitOfWork) -> HoldoutCohort:
+        lock = uow.coverage_lock.read()
         cohort = uow.cohorts.get(cohort_id)
         ensure_freezable(cohort.status)
-        return write_cohort(uow, cohort, caller, CohortEventType.COHORT_FROZEN, status=CohortStatus.FROZEN,
-                            frozen_at=utcnow(), frozen_by=caller.actor)
+        scope = _scope(cohort)
+        serving = uow.experiments.with_status(COVERAGE_FIXED)
+        ensure_no_serving_experiment(scope, [(e.experiment_id, e.placement, e.offer_type) for e in serving])
+        now = utcnow()
+        frozen = write_cohort(uow, cohort, caller, CohortEventType.COHORT_FROZEN, status=CohortStatus.FROZEN,
+                              frozen_at=now, frozen_by=caller.actor)
+        uow.coverage_lock.save(lock.model_copy(update={"version": lock.version + 1, "at": now,
+                                                       "last_action": f"COHORT_FROZEN:{cohort_id}"}))
+        return frozen
 
     result = store.transaction(body)
     store.holdout_records.cohorts_changed()  # this instance applies it at once; others within the cache TTL
@@ -81,11 +104,19 @@ def freeze_holdout_cohort(store: Store, caller: Caller, cohort_id: str) -> Holdo
 def retire_holdout_cohort(store: Store, caller: Caller, cohort_id: str, reason: str) -> HoldoutCohort:
     """Admin only (API.md §1). FROZEN → RETIRED; the definition stays as frozen (docs/holdouts.md)."""
     def body(uow: UnitOfWork) -> HoldoutCohort:
+        lock = uow.coverage_lock.read()
         cohort = uow.cohorts.get(cohort_id)
         running = uow.cohorts.experiments_using(cohort_id, (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED))
+        # A cohort covering a live experiment keeps covering it: its members must not switch arms mid-run.
+        live = uow.experiments.with_status((ExperimentStatus.RUNNING, ExperimentStatus.PAUSED))
+        running = sorted(set(running) | {e.experiment_id for e in live if cohort_id in e.covering_cohort_ids})
         ensure_retirable(cohort.status, running)
-        return write_cohort(uow, cohort, caller, CohortEventType.COHORT_RETIRED, status=CohortStatus.RETIRED,
-                            retired_at=utcnow(), retired_by=caller.actor, retirement_reason=reason)
+        now = utcnow()
+        retired = write_cohort(uow, cohort, caller, CohortEventType.COHORT_RETIRED, status=CohortStatus.RETIRED,
+                               retired_at=now, retired_by=caller.actor, retirement_reason=reason)
+        uow.coverage_lock.save(lock.model_copy(update={"version": lock.version + 1, "at": now,
+                                                       "last_action": f"COHORT_RETIRED:{cohort_id}"}))
+        return retired
 
     result = store.transaction(body)
     store.holdout_records.cohorts_changed()
@@ -127,6 +158,7 @@ def get_holdout_health(store: Store, cohort_id: str) -> dict[str, Any]:
 
     cohort = store.cohorts.get(cohort_id)
     evaluated, assigned = store.holdout_records.count_assignments(cohort_id)
+    exposed, exposed_members = store.holdout_records.count_program_exposures(cohort_id)
     contaminated = store.holdout_records.count_contaminations(cohort_id)
     expected = threshold(cohort.percentage) / BUCKETS  # the exact share of buckets held out
     observed = assigned / evaluated if evaluated else None
@@ -139,4 +171,6 @@ def get_holdout_health(store: Store, cohort_id: str) -> dict[str, Any]:
         "contaminationRate": contamination_rate(assigned, contaminated),
         "expectedShare": expected, "observedShare": observed, "srmPValue": srm,
         "health": verdict.level, "issues": verdict.issues,
+        # Real exposures (API.md §10): users a get_offer answer of a covered experiment or shipped offer reached.
+        "exposedUsers": exposed, "exposedHoldoutUsers": exposed_members, "scope": _scope(cohort).as_dict(),
     }

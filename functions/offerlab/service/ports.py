@@ -16,10 +16,11 @@ from typing import Any, Callable, Iterable, Protocol, TypeVar
 from offerlab.domain.holdouts import CohortView
 from offerlab.domain.metrics import TotalsDelta
 from offerlab.domain.types import CohortStatus, ExperimentStatus
-from offerlab.store.experiment_cache import OfferView
+from offerlab.store.experiment_cache import OfferView, PlacementView
 from offerlab.store.documents import (
-    ExperimentAnalysis, ExperimentEvent, ExperimentExposure, ExperimentSnapshot, FraudScore, HoldoutAssignment,
-    HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent, OfferExperiment, RolloutEvent, RolloutPlan,
+    ExperimentAnalysis, ExperimentEvent, ExperimentExposure, ExperimentSnapshot, FraudScore, HoldoutAnalysis,
+    HoldoutAssignment, HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent, OfferExperiment, PlacementLayer,
+    ProgramLock, RolloutEvent, RolloutPlan,
 )
 
 T = TypeVar("T")
@@ -44,6 +45,24 @@ class ExperimentRepository(Protocol):
     def event_recorded(self, experiment_id: str, version: int) -> bool: ...
 
     def ids_with_status(self, statuses: Iterable[ExperimentStatus]) -> list[str]: ...
+
+    def with_status(self, statuses: Iterable[ExperimentStatus]) -> list[OfferExperiment]:
+        """The experiments in any of ``statuses`` (inside a transaction: read in it)."""
+
+
+class PlacementRepository(Protocol):
+    def find(self, placement: str) -> PlacementLayer | None:
+        """The placement's layer document, or None before its first start."""
+
+    def save(self, layer: PlacementLayer) -> None: ...
+
+
+class CoverageLock(Protocol):
+    """The document every coverage change reads and writes (store/placements.py), so they serialise."""
+
+    def read(self) -> ProgramLock: ...
+
+    def save(self, lock: ProgramLock) -> None: ...
 
 
 class RolloutPlanRepository(Protocol):
@@ -86,6 +105,9 @@ class AnalysisRepository(Protocol):
     def create(self, analysis: ExperimentAnalysis) -> None:
         """Create the analysis: never overwritten (analyses are immutable)."""
 
+    def create_holdout(self, analysis: HoldoutAnalysis) -> None:
+        """Create a holdout read-out in the same collection (the ledger's analysis trigger records it)."""
+
 
 class FraudScoreRepository(Protocol):
     def find(self, user_id: str) -> FraudScore | None: ...
@@ -109,6 +131,8 @@ class UnitOfWork(Protocol):
     analyses: AnalysisRepository
     fraud_scores: FraudScoreRepository
     contaminations: ContaminationRepository
+    placements: PlacementRepository
+    coverage_lock: CoverageLock
 
 
 class ExposureLog(Protocol):
@@ -135,6 +159,9 @@ class OfferViews(Protocol):
 
     def default_experiment_id(self) -> str | None: ...
 
+    def placement(self, placement: str) -> PlacementView:
+        """The placement's compiled decision (holders, shipped offer), at most a bounded time stale."""
+
 
 class HoldoutRecords(Protocol):
     """Per-user holdout facts (each its own document: writers never contend)."""
@@ -155,6 +182,9 @@ class HoldoutRecords(Protocol):
         """(users evaluated, users of them inside the cohort)."""
 
     def count_contaminations(self, cohort_id: str) -> int: ...
+
+    def count_program_exposures(self, cohort_id: str) -> tuple[int, int]:
+        """(users with a program exposure of the cohort, of them members): real get_offer answers."""
 
     def new_spillover_event_id(self) -> str: ...
 

@@ -33,8 +33,10 @@ def _experiment_view(store: Store, experiment_id: str, active: tuple[CohortView,
         except NotFound:
             raise FailedPrecondition("The experiment's holdout cohort does not exist.") from None
         holdout = CohortView.of(cohort.cohort_id, cohort.salt, cohort.percentage, cohort.spillover_policy)
+    # The same decision get_offer makes (its traffic, every covering cohort): the cached view's rule.
+    rule = store.offer_views.view(experiment_id).rule_or_build()
     return ExperimentView(experiment_id, experiment.salt, experiment.treatment_percentage, experiment.coverage,
-                          holdout)
+                          holdout, rule)
 
 
 def check_spillover(store: Store, caller: Caller, from_user_id: str, to_user_id: str, channel: SpilloverChannel,

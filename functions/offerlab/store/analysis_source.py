@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from offerlab.domain.metrics import Metric, last_event_at
+from offerlab.domain.program import PROGRAM_ARMS, program_id
 from offerlab.domain.user_rows import ARMS, UserRow, moments_from_rows
 from offerlab.stats.sufficient import MomentStats
 from offerlab.store import analyses as repo
@@ -60,3 +61,19 @@ class FirestoreAnalysisSource:
 
     def contaminated_users(self, experiment: OfferExperiment) -> set[str]:
         return repo.contaminated_users(experiment.experiment_id, experiment.holdout_cohort_id)
+
+    def program_rows(self, cohort_id: str) -> list[UserRow]:
+        """The cohort's program-exposed users (docs/program.md §5) as rows: members as CONTROL (the
+        status quo), everyone else as TREATMENT (the program), with their totals since first exposure."""
+        scope_id = program_id(cohort_id)
+        arms: dict[str, str] = {}
+        for user_id, arm in repo.stream_exposures(scope_id):
+            if user_id and arm in PROGRAM_ARMS:
+                arms[user_id] = PROGRAM_ARMS[arm]
+        totals = {t["userId"]: t for t in repo.stream_totals(scope_id)
+                  if t.get("userId") and t.get("arm") in PROGRAM_ARMS}
+        for user_id, t in totals.items():
+            arms.setdefault(user_id, PROGRAM_ARMS[t["arm"]])
+        rows = [_row(user_id, arm, totals.get(user_id)) for user_id, arm in arms.items()]
+        rows.sort(key=lambda r: r.user_id)
+        return rows

@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict
 from typing import Callable, Hashable
 
-from offerlab.domain.holdouts import CohortView
+from offerlab.domain.holdouts import CohortView, Scope
 from offerlab.domain.types import CohortStatus
 
 COHORT_TTL_SECONDS = float(os.environ.get("OFFERLAB_COHORT_CACHE_TTL_SECONDS", "15"))
@@ -86,10 +86,20 @@ def _load_active_cohorts() -> tuple[CohortView, ...]:
     cohorts = list_cohorts_with_status(CohortStatus.FROZEN)
     # A stable order (by freezing time, then id), so cohortIds[] reads the same on every instance.
     cohorts.sort(key=lambda c: (c.frozen_at.timestamp() if c.frozen_at else 0.0, c.cohort_id))
-    return tuple(CohortView.of(c.cohort_id, c.salt, c.percentage, c.spillover_policy) for c in cohorts)
+    return tuple(CohortView.of(c.cohort_id, c.salt, c.percentage, c.spillover_policy,
+                               Scope.of(c.scope.placements, c.scope.offer_types)) for c in cohorts)
+
+
+def _load_retired_ids() -> tuple[str, ...]:
+    from offerlab.store.holdouts import list_cohorts_with_status  # noqa: PLC0415
+
+    return tuple(sorted(c.cohort_id for c in list_cohorts_with_status(CohortStatus.RETIRED)))
 
 
 active_cohorts_cache = TtlCache(_load_active_cohorts, COHORT_TTL_SECONDS)
+# Retired cohorts stop covering the experiments that recorded them (docs/program.md §4); until an
+# instance sees the retirement (at most the TTL) it keeps holding their members out: the safe side.
+retired_ids_cache = TtlCache(_load_retired_ids, COHORT_TTL_SECONDS)
 recently_recorded = RecentSet(RECORDED_LRU_SIZE)
 
 
@@ -98,6 +108,11 @@ def active_cohorts() -> tuple[CohortView, ...]:
     return active_cohorts_cache.get()
 
 
+def retired_ids() -> frozenset[str]:
+    return frozenset(retired_ids_cache.get())
+
+
 def invalidate() -> None:
     """Call after this process froze or retired a cohort: the next call reloads."""
     active_cohorts_cache.invalidate()
+    retired_ids_cache.invalidate()

@@ -49,6 +49,16 @@ class LastChange(Document):
 # --- holdouts ------------------------------------------------------------------------------------------
 
 
+class CohortScope(Document):
+    """Which experiments a cohort covers (API.md §10); empty lists = global. Set at creation (editable
+    while DRAFT); read by the coverage rule (domain/program.py) wherever coverage is decided."""
+
+    placements: list[str] = Field(default_factory=list)
+    """Placements whose experiments and shipped offers the cohort covers."""
+    offer_types: list[OfferType] = Field(default_factory=list)
+    """Offer types whose experiments and shipped offers the cohort covers."""
+
+
 class HoldoutCohort(Document):
     """holdoutCohorts/{cohortId}. Written by service/holdouts.py (create, edit, freeze, retire: one
     transaction each, stamped); read by the cohort cache (store/cohort_cache.py), get_offer's views, the
@@ -88,6 +98,9 @@ class HoldoutCohort(Document):
     """Advanced by one by every write through the functions."""
     last_change: LastChange | None = None
     """The stamp of the write that made ``version``."""
+    scope: CohortScope = Field(default_factory=CohortScope)
+    """What it covers: global (the default, and what documents written before scopes existed read as), or
+    the listed placements and offer types (API.md §10)."""
 
 
 class HoldoutAssignment(Document):
@@ -153,14 +166,19 @@ class HoldoutContamination(Document):
     """Set for an experiment's contaminated CONTROL/HOLDOUT user."""
     arm: str | None = None
     """The user's arm in ``experiment_id``."""
-    channel: SpilloverChannel
-    """The channel of the first contaminating pass."""
-    from_user_id: str
-    """Who passed the benefit first."""
-    spillover_event_id: str
+    channel: SpilloverChannel | None = None
+    """The channel of the first contaminating pass (``cause`` spillover)."""
+    from_user_id: str | None = None
+    """Who passed the benefit first (``cause`` spillover)."""
+    spillover_event_id: str | None = None
     """The holdoutSpilloverEvents document that contaminated the user first (later ones do not overwrite)."""
     contaminated_at: datetime
     """When the record was created."""
+    cause: str = "spillover"
+    """``spillover`` (the contamination trigger), or ``served`` (get_offer found, at the member's first
+    HOLDOUT answer, that a treatment or a shipped offer in the cohort's scope had been served to them)."""
+    served_exposure_ids: list[str] = Field(default_factory=list)
+    """For ``served``: the exposures (scope ids) that served the treatment or shipped offer."""
 
 
 # --- experiments ---------------------------------------------------------------------------------------
@@ -295,6 +313,103 @@ class OfferExperiment(Document):
     """Advanced by one by every write through the functions."""
     last_change: LastChange | None = None
     """The stamp of the write that made ``version``."""
+    placement: str = "default"
+    """Where its offer is shown (API.md §10); experiments RUNNING or PAUSED in one placement are mutually
+    exclusive. Set at creation (editable before the start); read by the start's allocation and get_offer."""
+    traffic_percentage: float = 100.0
+    """Share of the placement's users it may enroll, 0 < p ≤ 100: the width of its traffic segments."""
+    traffic_segments: list["TrafficSegment"] = Field(default_factory=list)
+    """Its layer-bucket segments (domain/placements.py), allocated by the start and kept afterwards (the
+    record of who could have been enrolled); read by get_offer's views and spillover checks."""
+    covering_cohort_ids: list[str] = Field(default_factory=list)
+    """The FROZEN cohorts whose scope included it when it started (API.md §10 coverage), written by the
+    start; get_offer holds their members out (minus cohorts since retired). Freezing a cohort that would
+    cover it later is refused while it runs (docs/program.md §4), so this list is its coverage."""
+    ship: "Ship | None" = None
+    """The current (or last) ship request of a COMPLETED experiment: written by ship_experiment, its
+    approvals and unship_experiment; read by get_offer (SHIPPED views) and analyze_holdout."""
+
+
+class TrafficSegment(Document):
+    """One range ``[start, end)`` of layer buckets (Firestore arrays cannot hold arrays: a map per segment)."""
+
+    start: int
+    """First bucket in the segment."""
+    end: int
+    """One past the last bucket."""
+
+
+class Ship(Document):
+    """A request to make one arm of a COMPLETED experiment the placement's offer (API.md §10)."""
+
+    arm: str
+    """TREATMENT or CONTROL: whose config the placement's users (outside the covering holdouts) get."""
+    reason: str
+    """Why, as the requester gave it (recorded in the ledger)."""
+    requested_by: str
+    """The author or admin who asked."""
+    requested_at: datetime
+    """When."""
+    approvals: dict[str, Approval] = Field(default_factory=dict)
+    """Ship approvals received, by approver email (the experiment's approvers, four eyes again)."""
+    shipped_at: datetime | None = None
+    """When the last approval shipped it."""
+    covering_cohort_ids: list[str] = Field(default_factory=list)
+    """The FROZEN cohorts covering it when it shipped: their members keep the status quo (get_offer)."""
+    rejected_by: str | None = None
+    """The approver who rejected the request (status back to COMPLETED)."""
+    rejection_reason: str | None = None
+    """Why it was rejected."""
+    unshipped_at: datetime | None = None
+    """When an admin unshipped it."""
+    unshipped_by: str | None = None
+    """Which admin."""
+    unship_reason: str | None = None
+    """Why."""
+
+
+class PlacementHolder(Document):
+    """An experiment's hold on a placement's layer buckets (``PlacementLayer.holders``)."""
+
+    experiment_id: str
+    """The experiment."""
+    segments: list[TrafficSegment]
+    """Its segments (the same as the experiment's ``trafficSegments``)."""
+    since: datetime
+    """When it started holding them."""
+
+
+class PlacementLayer(Document):
+    """placementLayers/{placement}: who holds which layer buckets of a placement and what is shipped there.
+
+    The serialisation point of a placement: the start (allocation), the ship approval (one shipped
+    experiment at a time) and the unship read and write it in their own transactions, so two racing
+    starts cannot take the same buckets. Holders stay listed until a later start prunes them after their
+    cooldown (domain/placements.py). Read by get_offer's placement views (store/experiment_cache.py)."""
+
+    placement: str
+    """The placement (also the document id)."""
+    holders: list[PlacementHolder] = Field(default_factory=list)
+    """Experiments that hold or held segments and are not yet pruned (live, cooling down, or ended)."""
+    shipped_experiment_id: str | None = None
+    """The SHIPPED experiment whose arm the placement serves, or None."""
+    version: int = 0
+    """Advanced by one by every write."""
+    last_change: LastChange | None = None
+    """The stamp of the write that made ``version`` (the experiment event it belongs to)."""
+
+
+class ProgramLock(Document):
+    """programLocks/coverage: written by every change of what covers what (a start, a ship approval, a
+    cohort freeze or retirement), read by each of them first, so they are serialised: a freeze cannot
+    race a start into covering a running experiment unnoticed (docs/program.md §4). Read by nobody else."""
+
+    version: int = 0
+    """Advanced by one by every coverage change."""
+    last_action: str | None = None
+    """The last change (e.g. ``EXPERIMENT_STARTED:<id>``, ``COHORT_FROZEN:<id>``)."""
+    at: datetime | None = None
+    """When."""
 
 
 class ExperimentEvent(Document):
@@ -325,11 +440,12 @@ class ExperimentExposure(Document):
     (which experiments a user's events count for) and analyses."""
 
     experiment_id: str
-    """The experiment."""
+    """The experiment, or ``program:<cohortId>`` for a holdout cohort's program exposure."""
     user_id: str
     """The user."""
     arm: str
-    """HOLDOUT, CONTROL or TREATMENT (NOT_ENROLLED users are not exposed)."""
+    """HOLDOUT, CONTROL or TREATMENT (NOT_ENROLLED users are not exposed); HOLDOUT or PROGRAM on a program
+    exposure."""
     first_exposed_at: datetime
     """When get_offer first answered for this user: metrics count from here (API.md §7)."""
     coverage: float | None
@@ -338,6 +454,22 @@ class ExperimentExposure(Document):
     """The stage's index."""
     experiment_version: int
     """The experiment version get_offer's view held then."""
+    placement: str | None = None
+    """The experiment's placement (contamination checks match it against cohort scopes)."""
+    offer_type: str | None = None
+    """The experiment's offer type (the same)."""
+    region: str | None = None
+    """The ``region`` get_offer was asked for, as given (stored for region rules; not validated yet)."""
+    cohort_id: str | None = None
+    """Set on a holdout cohort's *program exposure* (``experimentId`` = ``program:<cohortId>``): the user
+    got a get_offer answer decided by an experiment or shipped offer the cohort covers (docs/program.md §5).
+    Metric ingestion credits the user's events to it like to any exposure; analyze_holdout reads them."""
+    in_holdout: bool | None = None
+    """On a program exposure: the user is a member of the cohort (arm HOLDOUT; else arm PROGRAM)."""
+    served_arm: str | None = None
+    """What the first answer served (TREATMENT, CONTROL, SHIPPED, HOLDOUT, NOT_ENROLLED)."""
+    reason: str | None = None
+    """The first answer's reason (domain/program.py OfferReason), when a rule decided it."""
 
 
 # --- rollouts ------------------------------------------------------------------------------------------
@@ -547,6 +679,64 @@ class ExperimentAnalysis(Document):
     """When it was computed."""
 
 
+class ShippedLift(Document):
+    """One shipped experiment in a holdout read-out (``HoldoutAnalysis.shipped_experiments``)."""
+
+    experiment_id: str
+    """The SHIPPED experiment the cohort covers."""
+    arm: str
+    """The arm shipped."""
+    shipped_at: datetime | None = None
+    """When it shipped."""
+    experiment_lift_percent: float | None = None
+    """Its own measured lift of the shipped arm vs CONTROL on the read-out's metric, percent (the same
+    pure computation as analyze_experiment; 0 when CONTROL itself was shipped)."""
+    experiment_lift_se_percent: float | None = None
+    """The standard error of that lift, percent (from the corrected confidence interval)."""
+    shrunk_lift_percent: float | None = None
+    """The lift after empirical-Bayes shrinkage toward 0 (stats/shrinkage.py: the winner's-curse correction)."""
+
+
+class HoldoutAnalysis(Document):
+    """experimentAnalyses/{analysisId} with ``kind`` HOLDOUT: a holdout cohort's read-out (API.md §10),
+    created once by analyze_holdout (service/holdout_analysis.py) and never updated. It lives beside the
+    experiments' analyses so the ledger's analysis trigger records it, on the cohort's chain
+    (``cohort:<cohortId>``, ledger/drafts.py); rules deny clients as for every analysis."""
+
+    analysis_id: str
+    """The document id (Firestore auto id)."""
+    kind: str = "HOLDOUT"
+    """Tells it apart from an experiment's analysis (which has ``experimentId``)."""
+    cohort_id: str
+    """The cohort read out."""
+    metric: str
+    """The metric (API.md §7)."""
+    holdout_users: int
+    """Exposed holdout members kept after the exclusions."""
+    comparison_users: int
+    """Exposed users outside the holdout kept after the exclusions."""
+    holdout_mean: float | None
+    """The holdout members' corrected mean (ratio metrics: the ratio)."""
+    comparison_mean: float | None
+    """The comparison users' corrected mean."""
+    lift_percent: float | None
+    """Comparison vs holdout, relative, percent: the cumulative effect of everything in scope."""
+    confidence_interval: list[float | None]
+    """Its interval, percent [lo, hi]."""
+    p_value: float | None
+    """Two-sided p-value of no cumulative effect."""
+    shipped_experiments: list[ShippedLift] = Field(default_factory=list)
+    """The SHIPPED experiments the cohort covers, each with its measured and its shrunk lift."""
+    method: str
+    """How it was computed (the analysis method, the shrinkage method)."""
+    inputs_digest: str
+    """sha256 of the canonical inputs (as analyze_experiment's)."""
+    created_by: str
+    """Who asked for it."""
+    created_at: datetime
+    """When it was computed."""
+
+
 # --- the ledger ----------------------------------------------------------------------------------------
 
 
@@ -576,3 +766,6 @@ class LedgerEntry(Document):
     """sha256 over this entry's canonical bytes, prev_hash included."""
     source_kind: str | None = None
     """Which trigger recorded it: EXPERIMENT_EVENT, ROLLOUT_EVENT, ANALYSIS, SPILLOVER_VIOLATION, *_DOCUMENT."""
+
+
+OfferExperiment.model_rebuild()

@@ -63,3 +63,11 @@ def running_experiments() -> list[OfferExperiment]:
     query = db().collection(C.OFFER_EXPERIMENTS).where(filter=FieldFilter("status", "==", "RUNNING"))
     return [OfferExperiment.from_firestore(s.to_dict()) for s in query.stream()]
 
+
+def experiments_with_status(statuses: list[str], transaction: Any = None) -> list[OfferExperiment]:
+    """The experiments in any of ``statuses`` (few: live and shipped ones), read in ``transaction``."""
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415
+
+    query = db().collection(C.OFFER_EXPERIMENTS).where(filter=FieldFilter("status", "in", statuses))
+    snaps = query.get(transaction=transaction) if transaction is not None else query.stream()
+    return [OfferExperiment.from_firestore(s.to_dict()) for s in snaps]

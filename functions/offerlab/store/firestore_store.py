@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from offerlab.domain.holdouts import CohortView
 from offerlab.domain.metrics import TotalsDelta
+from offerlab.domain.program import program_id
 from offerlab.domain.types import CohortStatus, ExperimentStatus
 from offerlab.store import analyses as analyses_repo
 from offerlab.store import cohort_cache, experiment_cache
@@ -18,11 +19,13 @@ from offerlab.store import experiments as experiments_repo
 from offerlab.store import exposures as exposures_repo
 from offerlab.store import holdouts as holdouts_repo
 from offerlab.store import metrics as metrics_repo
+from offerlab.store import placements as placements_repo
 from offerlab.store import rollouts as rollouts_repo
 from offerlab.store import snapshots as snapshots_repo
 from offerlab.store.documents import (
-    ExperimentAnalysis, ExperimentEvent, ExperimentExposure, ExperimentSnapshot, FraudScore, HoldoutAssignment,
-    HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent, OfferExperiment, RolloutEvent, RolloutPlan,
+    ExperimentAnalysis, ExperimentEvent, ExperimentExposure, ExperimentSnapshot, FraudScore, HoldoutAnalysis,
+    HoldoutAssignment, HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent, OfferExperiment, PlacementLayer,
+    ProgramLock, RolloutEvent, RolloutPlan,
 )
 from offerlab.store.idempotency import already_processed, apply_once, apply_once_blind
 from offerlab.store.transaction import CALLABLE, EVENT_HANDLER, run_in_transaction
@@ -66,6 +69,25 @@ class Experiments(_Bound):
     def ids_with_status(self, statuses: Iterable[ExperimentStatus]) -> list[str]:
         return experiments_repo.ids_with_status([s.value for s in statuses], self._tx)
 
+    def with_status(self, statuses: Iterable[ExperimentStatus]) -> list[OfferExperiment]:
+        return experiments_repo.experiments_with_status([s.value for s in statuses], self._tx)
+
+
+class Placements(_Bound):
+    def find(self, placement: str) -> PlacementLayer | None:
+        return placements_repo.find_placement(placement, self._tx)
+
+    def save(self, layer: PlacementLayer) -> None:
+        self._writer().set(placements_repo.placement_ref(layer.placement), layer.to_firestore())
+
+
+class CoverageLockDocument(_Bound):
+    def read(self) -> ProgramLock:
+        return placements_repo.read_lock(self._tx)
+
+    def save(self, lock: ProgramLock) -> None:
+        self._writer().set(placements_repo.lock_ref(), lock.to_firestore())
+
 
 class Plans(_Bound):
     def find(self, experiment_id: str) -> RolloutPlan | None:
@@ -99,7 +121,7 @@ class Cohorts(_Bound):
         return holdouts_repo.experiments_using_cohort(cohort_id, statuses, self._tx)
 
     def with_status(self, status: CohortStatus) -> list[HoldoutCohort]:
-        return holdouts_repo.list_cohorts_with_status(status)
+        return holdouts_repo.list_cohorts_with_status(status, self._tx)
 
 
 class Alerts(_Bound):
@@ -115,6 +137,9 @@ class Analyses(_Bound):
         return analyses_repo.new_analysis_ref().id
 
     def create(self, analysis: ExperimentAnalysis) -> None:
+        analyses_repo.create_analysis(self._writer(), analyses_repo.analysis_ref(analysis.analysis_id), analysis)
+
+    def create_holdout(self, analysis: HoldoutAnalysis) -> None:
         analyses_repo.create_analysis(self._writer(), analyses_repo.analysis_ref(analysis.analysis_id), analysis)
 
 
@@ -145,6 +170,8 @@ class FirestoreUnitOfWork:
         self.analyses = Analyses(transaction)
         self.fraud_scores = FraudScores(transaction)
         self.contaminations = Contaminations(transaction)
+        self.placements = Placements(transaction)
+        self.coverage_lock = CoverageLockDocument(transaction)
 
 
 class Exposures:
@@ -174,6 +201,9 @@ class OfferViews:
     def default_experiment_id(self) -> str | None:
         return experiment_cache.default_experiment_id()
 
+    def placement(self, placement: str) -> experiment_cache.PlacementView:
+        return experiment_cache.placement_view(placement)
+
 
 class HoldoutRecords:
     def active_cohorts(self) -> tuple[CohortView, ...]:
@@ -196,6 +226,9 @@ class HoldoutRecords:
 
     def count_contaminations(self, cohort_id: str) -> int:
         return holdouts_repo.count_contaminations(cohort_id)
+
+    def count_program_exposures(self, cohort_id: str) -> tuple[int, int]:
+        return holdouts_repo.count_program_exposures(program_id(cohort_id))
 
     def new_spillover_event_id(self) -> str:
         return holdouts_repo.new_spillover_event_ref().id

@@ -38,11 +38,11 @@ def get_cohort(cohort_id: str, transaction: Any = None) -> HoldoutCohort:
     return HoldoutCohort.from_firestore(snap.to_dict())
 
 
-def list_cohorts_with_status(status: CohortStatus) -> list[HoldoutCohort]:
+def list_cohorts_with_status(status: CohortStatus, transaction: Any = None) -> list[HoldoutCohort]:
     from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 - lazy (cold start)
 
     query = db().collection(C.HOLDOUT_COHORTS).where(filter=FieldFilter("status", "==", status.value))
-    return [HoldoutCohort.from_firestore(s.to_dict()) for s in query.stream()]
+    return [HoldoutCohort.from_firestore(s.to_dict()) for s in query.stream(transaction=transaction)]
 
 
 def experiments_using_cohort(cohort_id: str, statuses: Iterable[ExperimentStatus],
@@ -115,6 +115,14 @@ def contamination_ref(scope_id: str, user_id: str):
     return db().collection(C.HOLDOUT_CONTAMINATIONS).document(f"{scope_id}_{user_id}")
 
 
+
+
+def count_program_exposures(program_id: str) -> tuple[int, int]:
+    """(exposed users, of them holdout members) of a cohort's program exposures, by aggregation."""
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415
+
+    base = db().collection(C.EXPERIMENT_EXPOSURES).where(filter=FieldFilter("experimentId", "==", program_id))
+    return _count(base), _count(base.where(filter=FieldFilter("arm", "==", "HOLDOUT")))
 
 
 def count_contaminations(cohort_id: str) -> int:
