@@ -41,6 +41,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "functions"), str(ROOT / "scripts")]
 
 import requests  # noqa: E402
 
+import demo_program  # noqa: E402
 import demo_sim as sim  # noqa: E402
 from demo_ui import Story  # noqa: E402
 from offerlab.domain.assignment import assign_arm  # noqa: E402
@@ -402,7 +403,10 @@ class Demo:
     def guardrail_kill(self, cohort: dict[str, Any]) -> str:
         ui = self.ui
         with ui.step("a second experiment (trial paywall) whose refund guardrail trips: guardrail_sweep kills it"):
+            # Its own placement: the price test holds the default one (experiments of a placement are
+            # mutually exclusive, API.md §10).
             body = self.experiment_body(cohort["cohortId"], f"Aggressive paywall {self.tag}", offerType="PAYWALL",
+                                        placement="trial_paywall",
                                         offerConfig={"paywall": "hard"}, controlConfig={"paywall": "soft"},
                                         guardrails=[{"kpiName": "Refund Rate", "metric": "refund_rate",
                                                      "maxThreshold": 0.02, "violationAction": "KILL"}])
@@ -431,6 +435,24 @@ class Demo:
         ui.check("the guardrail killed the paywall test", status == "KILLED", f"{eid} {status}")
         self.summary["guardrailKill"] = {"experimentId": eid, "status": status, "killed": status == "KILLED"}
         return eid
+
+    def program(self, cohort: dict[str, Any]) -> dict[str, Any]:
+        """A program of experiments (scripts/demo_program.py): two price tests share one paywall placement
+        (exclusive), the winner ships through two approvals, and the global holdout reads out what shipped."""
+        ui = self.ui
+        with ui.step("a program: two price tests share the paywall placement, the winner ships, the holdout reads out"):
+            figures = demo_program.program_story(self, cohort)
+            for line in demo_program.summary_lines(figures):
+                ui.say(line)
+        for name, ok in demo_program.checks(figures).items():
+            ui.check(name, ok, "")
+        readout = figures["readout"]
+        lo, hi = readout["confidenceInterval"]
+        ui.check("true cumulative lift inside the holdout read-out's interval", readout["trueInsideInterval"],
+                 f"true {readout['trueCumulativeLiftPercent']:+.1f}%, read-out {readout['liftPercent']:+.1f}% "
+                 f"[{lo:+.1f}, {hi:+.1f}]", fatal=False)
+        self.summary["program"] = figures
+        return figures
 
     def ledger(self, chains: list[str]) -> None:
         ui = self.ui
@@ -511,8 +533,9 @@ def main() -> int:
         start = datetime.now(timezone.utc) - timedelta(days=120)
         pubsub_users = demo.metric_events(exp, answers, outcomes)
         demo.history(exp, cohort, population, answers, pubsub_users, outcomes, start)
+        program = demo.program(cohort)
         kill_eid = demo.guardrail_kill(cohort)
-        demo.ledger([exp["experimentId"], kill_eid, f"cohort:{cohort['cohortId']}"])
+        demo.ledger([exp["experimentId"], program["ship"]["experimentId"], kill_eid, f"cohort:{cohort['cohortId']}"])
         files = demo.exports(exp["experimentId"], kill_eid)
     except Exception:  # noqa: BLE001 - the failing step is marked ✘ and named in the summary; the detail goes to summary.json
         import traceback  # noqa: PLC0415

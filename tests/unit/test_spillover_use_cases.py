@@ -142,16 +142,17 @@ def test_treatment_gift_to_the_experiments_holdout_is_blocked_by_its_cohorts_pol
     assert result["action"] == "BLOCK" and cohort.cohort_id in result["cohortIds"] and result["toArm"] == "HOLDOUT"
 
 
-def test_an_unfrozen_holdout_still_decides_the_experiments_arms(store):
+def test_an_unfrozen_holdout_covers_nobody_yet(store):
+    """API.md §10: only a FROZEN cohort covers an experiment, so a DRAFT cohort's would-be members are not
+    HOLDOUT (nobody is enrolled before the start either) and no boundary is crossed into it."""
     draft = svc.create_holdout_cohort(store, PM, "draft", 20, "", {"gift": "ALLOW"})
     eid = svc_experiments.create_experiment(store, PM, definition(draft.cohort_id)).experiment_id
     (held_out,) = pick(inside(draft))
     (other,) = pick(outside(draft))
     result = check_spillover(store, BACKEND, other, held_out, SpilloverChannel.GIFT, eid)
     assert result["experimentId"] == eid and result["cohortIds"] == []  # not frozen: no active cohort boundary
-    # The draft's definition still puts its users in the HOLDOUT arm; the rest are not enrolled (not started).
-    assert (result["fromArm"], result["toArm"]) == ("NOT_ENROLLED", "HOLDOUT")
-    assert (result["fromArm"], result["toArm"]) == (arm(store, eid, draft, other).value, arm(store, eid, draft, held_out).value)
+    assert (result["fromArm"], result["toArm"]) == ("NOT_ENROLLED", "NOT_ENROLLED")
+    assert result["violation"] is False
 
 
 @pytest.mark.parametrize("case", ["self", "unknown experiment", "missing cohort"])
