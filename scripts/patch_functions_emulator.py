@@ -27,8 +27,7 @@ a failed POST, logs it at DEBUG and acknowledges the message anyway, so the deli
 production Pub/Sub redelivers a message that was not acknowledged (every offerlab Pub/Sub function is
 declared ``retry=True``: tests/unit/test_delivery_policy.py). Worse, it asks for a JSON answer, and a
 function answers "OK": every *successful* POST also ended in "Unable to parse JSON" (harmless only because
-everything was acknowledged anyway). Measured on 2 cores with a burst of 1,500
-unique metric events (+50 duplicates) published at 100 a second: 1,316 and 1,082 of the 1,500 reached
+everything was acknowledged anyway). Measured on 2 cores with a burst of 1,500 unique metric events (+50 duplicates) published at 100 a second: 1,316 and 1,082 of the 1,500 reached
 the function; the `--debug` log showed 2,615 POSTs failing with undici's "Connect Timeout Error" (10 s:
 the Functions emulator's hub, in the same saturated Node process as the bridge, did not accept in time)
 and 453 with "read ECONNRESET", each acknowledged. The Cloud SDK Pub/Sub emulator's gRPC
@@ -37,7 +36,9 @@ closes its streams): they lose nothing. The patch acknowledges a message only on
 topic has taken it; after a transport failure, HTTP 429 or an HTTP 5xx (the function raised: redelivery
 asked for) it *nacks* the message after a full-jitter backoff (up to 10 s) so the emulator redelivers it,
 and triggers that already took the message are not called again. A 4xx (a request the function can
-never accept) is given up on with a warning, as production would after its retries.
+never accept: production never sends one) is given up on with a warning. And it bounds the bridge's
+deliveries in flight per topic (``$OFFERLAB_PUBSUB_MAX_IN_FLIGHT``, 16 from scripts/emulators.py, where the
+measurements are): with the Node client's default of 1,000 a burst opens ~1,000 connections at once.
 
 4. Worker ports shared between suites (``startPython`` again): every suite on the machine draws its workers'
 ports from the same 8081–9080, and the reservation of (1) is per process. Two suites (several developers'
