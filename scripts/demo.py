@@ -486,6 +486,31 @@ class Demo:
         self.summary["artifacts"] = [str(p.relative_to(ROOT)) for p in files]
         return files
 
+    def offline_verification(self, files: list[Path]) -> None:
+        """The board's check, without trusting us: the exported report, its signed checkpoint and the log's
+        published verifier key, checked offline (python -m offerlab_client.verify); then a one-byte edit."""
+        from offerlab_client.verify import verify_report  # noqa: PLC0415
+
+        ui = self.ui
+        with ui.step("verify the exported price-test report offline (signed checkpoint, Merkle inclusion, attestation)"):
+            path = next(p for p in files if p.name.startswith("audit-") and not p.name.startswith("audit-guardrail-")
+                        and p.suffix == ".json")
+            key = os.environ.get("OFFERLAB_LEDGER_VERIFIER_KEY") or json.loads(path.read_text())["checkpoint"]["verifierKey"]
+            good = verify_report(json.loads(path.read_text()), [key])
+            text = path.read_text()
+            at = text.index('"pm@')  # one byte of the export changed: pm@ → nm@
+            tampered_text = text[:at + 1] + "n" + text[at + 2:]
+            tampered = verify_report(json.loads(tampered_text), [key])
+            (OUT / f"tampered-{path.name}").write_text(tampered_text)
+            ui.say(f"{path.name}: {good.line}")
+            ui.say(f"one byte changed ('pm@' → 'nm@'): {tampered.line}")
+            ui.say(f"again from a shell: python -m offerlab_client.verify {path.relative_to(ROOT)} --key \"$KEY\"")
+        ui.check("the exported report verifies offline", good.ok, good.line[:100])
+        ui.check("a one-byte edit of the export is caught", not tampered.ok, tampered.line[:100])
+        self.summary["offlineVerification"] = {"report": str(path.relative_to(ROOT)), "verifierKey": key,
+                                               "ok": good.ok, "line": good.line,
+                                               "tamperedOk": tampered.ok, "tamperedLine": tampered.line}
+
 
 def where_to_look(files: list[Path]) -> list[tuple[str, str]]:
     """The closing "where to look next": the report files, the summary, the suite with this run's data."""
@@ -537,6 +562,7 @@ def main() -> int:
         kill_eid = demo.guardrail_kill(cohort)
         demo.ledger([exp["experimentId"], program["ship"]["experimentId"], kill_eid, f"cohort:{cohort['cohortId']}"])
         files = demo.exports(exp["experimentId"], kill_eid)
+        demo.offline_verification(files)
     except Exception:  # noqa: BLE001 - the failing step is marked ✘ and named in the summary; the detail goes to summary.json
         import traceback  # noqa: PLC0415
 
