@@ -24,6 +24,7 @@ READERS = {
     C.FRAUD_SCORES: {"analyst", "admin"},
     C.HOLDOUT_CONTAMINATIONS: {"analyst", "admin"},
     C.LEDGER_HEADS: {"analyst", "approver", "admin"}, C.EXPERIMENT_ALERTS: STAFF,
+    C.EXPERIMENT_AGGREGATES: STAFF,
 }
 
 

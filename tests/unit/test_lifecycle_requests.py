@@ -90,6 +90,7 @@ class FakeExperiment:
         self.salt, self.treatment_percentage, self.stage_index = "s", 50.0, 0
         self.offer_config, self.control_config = {"p": 2}, {"p": 1}
         self.holdout_cohort_id, self.started_at, self.created_at = "c1", NOW, NOW
+        self.planned_end_date = None
 
 
 class FakeCohort:

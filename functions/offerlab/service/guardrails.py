@@ -1,10 +1,13 @@
 """Guardrails: check_guardrails, monitor_experiment, and the action a violation takes.
 
-Each guardrail of an experiment (``{kpiName, metric, maxThreshold?, minThreshold?, violationAction}``)
-is tested on the TREATMENT arm's metric value against its absolute limit with the one-sided sequential
-test of stats/sequential.py (``guardrail_test``, mode "treatment_value"): it is looked at every 5 minutes,
-and the mixture martingale keeps the chance of ever alarming while the limit holds at or below alpha
-however many looks there are (a fixed-horizon test would not; docs/statistics.md).
+Every watched limit (API.md §11) is a one-sided always-valid sequential test on the experiment's STREAMED
+per-arm sums of kept users (service/aggregation.py; a bounded read whatever the population): absolute
+guardrails (``maxThreshold``/``minThreshold``: the TREATMENT arm's value), relative ones
+(``maxRelativeDelta``: TREATMENT worse than CONTROL by more than that percent) and GUARDRAIL KPIs
+(``threshold`` as a relative change against CONTROL on the side opposite ``direction``; MAINTAIN: both
+sides). They are looked at every 5 minutes, and the mixture martingale keeps the chance of ever alarming
+while a limit holds at or below alpha however many looks there are (a fixed-horizon test would not;
+docs/statistics.md; the A/A simulation through the aggregation path is tests/unit/test_monitoring_aa.py).
 
 A violation takes its ``violationAction`` — the strongest one when several are violated (KILL > PAUSE >
 ALERT) — in ONE transaction:
@@ -19,6 +22,7 @@ check_guardrails. Anyone else allowed to call it (an analyst, another experiment
 """
 from __future__ import annotations
 
+import enum
 import math
 import uuid
 from dataclasses import dataclass
@@ -31,7 +35,9 @@ from offerlab.domain.clock import utcnow
 from offerlab.domain.lifecycle import Command
 from offerlab.domain.metrics import METRIC_KINDS, Metric, MetricKind
 from offerlab.domain.types import ExperimentStatus, ViolationAction
-from offerlab.service.analysis_source import AnalysisSource
+from offerlab.domain import stats_seam as seam
+from offerlab.service import aggregation
+from offerlab.service.aggregation import Streamed
 from offerlab.service.ports import Store, UnitOfWork
 from offerlab.service.transitions import transition_experiment
 from offerlab.stats.sequential import guardrail_test
@@ -39,9 +45,16 @@ from offerlab.stats.sufficient import MomentStats
 from offerlab.store.documents import OfferExperiment
 
 GUARDRAIL_ALPHA = 0.05
+DEFAULT_KPI_ACTION = "PAUSE"  # a GUARDRAIL KPI without violationAction: stop the damage, keep the data
 ALERT_TYPE = "GUARDRAIL_VIOLATION"
 MONITOR_ACTOR = "guardrail-monitor"
 _KIND = {MetricKind.MEAN: "mean", MetricKind.PROPORTION: "proportion", MetricKind.RATIO: "ratio"}
+
+
+class CheckType(str, enum.Enum):
+    ABSOLUTE = "absolute"    # maxThreshold / minThreshold on the TREATMENT arm's value
+    RELATIVE = "relative"    # maxRelativeDelta: TREATMENT worse than CONTROL by more than that percent
+    KPI = "kpi"              # a GUARDRAIL KPI: threshold as a relative change vs CONTROL, bad side by direction
 
 
 @dataclass(frozen=True)
@@ -49,14 +62,18 @@ class GuardrailCheck:
     kpi_name: str
     metric: str
     threshold: float
-    direction: str           # "max" (maxThreshold) or "min" (minThreshold)
+    direction: str           # "max" (an upper limit) or "min" (a lower limit) on the monitored quantity
     action: str
-    observed: float | None   # the treatment arm's metric value
+    observed: float | None   # the monitored quantity: the treatment's value, or its relative change
     bound: float | None      # the always-valid one-sided confidence bound
     p_value: float
     breached: bool
     reason: str              # breached | within | insufficient_data
     n_treatment: int
+    type: CheckType = CheckType.ABSOLUTE
+    n_control: int = 0
+    alpha: float = GUARDRAIL_ALPHA
+    unit: str = "value"      # value | percent (relative guardrails) | fraction (GUARDRAIL KPIs)
 
     @property
     def point_beyond_threshold(self) -> bool:
@@ -70,23 +87,53 @@ class GuardrailCheck:
                 "threshold": self.threshold, "action": self.action}
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.violation(), "direction": self.direction, "confidenceBound": self.bound,
-                "pValue": self.p_value, "breached": self.breached, "status": self.reason,
-                "pointBeyondThreshold": self.point_beyond_threshold, "nTreatment": self.n_treatment}
+        return {**self.violation(), "type": self.type.value, "unit": self.unit, "direction": self.direction,
+                "confidenceBound": self.bound, "pValue": self.p_value, "alpha": self.alpha,
+                "breached": self.breached, "status": self.reason,
+                "pointBeyondThreshold": self.point_beyond_threshold, "nTreatment": self.n_treatment,
+                "nControl": self.n_control}
 
 
 def _finite(value: float) -> float | None:
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
+def _known(metric: str) -> bool:
+    return metric in Metric._value2member_map_
+
+
 def guardrail_metrics(experiment: OfferExperiment) -> list[Metric]:
-    return sorted({Metric(g.metric) for g in experiment.guardrails if g.metric in Metric._value2member_map_},
-                  key=lambda m: m.value)
+    """Every metric a guardrail or a GUARDRAIL KPI of the experiment watches."""
+    names = {g.metric for g in experiment.guardrails} | {k.metric for k in experiment.kpis if k.type == "GUARDRAIL"}
+    return sorted((Metric(n) for n in names if _known(n)), key=lambda m: m.value)
+
+
+def _scaled(value: float, factor: float) -> float | None:
+    v = _finite(value)
+    return None if v is None else v * factor
+
+
+def _check(name: str, metric: str, action: str, result: Any, check_type: CheckType, *, alpha: float,
+           threshold: float, scale: float = 1.0, unit: str = "value") -> GuardrailCheck:
+    return GuardrailCheck(
+        kpi_name=name, metric=metric, threshold=threshold, direction=result.direction, action=action,
+        observed=_scaled(result.estimate, scale), bound=_scaled(result.confidence_bound, scale),
+        p_value=float(result.p_value), breached=bool(result.breached), reason=result.reason,
+        n_treatment=int(result.n_treatment), type=check_type, n_control=int(result.n_control), alpha=alpha, unit=unit)
 
 
 def evaluate_guardrails(experiment: OfferExperiment, moments: dict[str, dict[str, MomentStats]]) -> list[GuardrailCheck]:
-    """One check per (guardrail, limit): a guardrail with both limits is two one-sided tests."""
+    """Every watched limit as a one-sided always-valid sequential test (API.md §11):
+
+    * absolute guardrails: one test per limit on the TREATMENT arm's value (a guardrail with both limits is
+      two tests), at alpha;
+    * relative guardrails (``maxRelativeDelta``): TREATMENT / CONTROL − 1 beyond −d % (metrics that should
+      increase) or +d % (metrics that should decrease), at alpha;
+    * GUARDRAIL KPIs: the relative change beyond ``threshold`` on the side opposite the KPI's direction;
+      MAINTAIN tests both sides at alpha/2 each (Bonferroni), so the KPI as a whole keeps alpha.
+    """
     checks = []
+    kpis = [k.model_dump() for k in experiment.kpis]
     for g in experiment.guardrails:
         if g.metric not in moments:
             continue
@@ -97,17 +144,38 @@ def evaluate_guardrails(experiment: OfferExperiment, moments: dict[str, dict[str
                 continue
             result = guardrail_test(by_arm.get("CONTROL"), by_arm["TREATMENT"], threshold=float(threshold),
                                     direction=direction, mode="treatment_value", kind=kind, alpha=GUARDRAIL_ALPHA)
-            checks.append(GuardrailCheck(
-                kpi_name=g.kpi_name, metric=g.metric, threshold=float(threshold), direction=direction,
-                action=g.violation_action, observed=_finite(result.estimate), bound=_finite(result.confidence_bound),
-                p_value=float(result.p_value), breached=bool(result.breached), reason=result.reason,
-                n_treatment=int(result.n_treatment)))
+            checks.append(_check(g.kpi_name, g.metric, g.violation_action, result, CheckType.ABSOLUTE,
+                                 alpha=GUARDRAIL_ALPHA, threshold=float(threshold)))
+        if g.max_relative_delta is not None:
+            bad = "lower" if rules.desired_direction(g.metric, kpis) == "INCREASE" else "higher"
+            result = seam.relative_guardrail(by_arm["CONTROL"], by_arm["TREATMENT"],
+                                             max_relative_delta=float(g.max_relative_delta), bad_direction=bad,
+                                             kind=kind, alpha=GUARDRAIL_ALPHA)
+            signed = float(g.max_relative_delta) * (1.0 if bad == "higher" else -1.0)
+            checks.append(_check(g.kpi_name, g.metric, g.violation_action, result, CheckType.RELATIVE,
+                                 alpha=GUARDRAIL_ALPHA, threshold=signed, scale=100.0, unit="percent"))
+    for k in experiment.kpis:
+        if k.type != "GUARDRAIL" or k.metric not in moments:
+            continue
+        by_arm = moments[k.metric]
+        kind = _KIND[METRIC_KINDS[Metric(k.metric)]]
+        action = k.violation_action or DEFAULT_KPI_ACTION
+        for threshold, direction, share in seam.kpi_guardrail_sides(float(k.threshold or 0.0), k.direction):
+            alpha = GUARDRAIL_ALPHA * share
+            result = seam.kpi_guardrail_side(by_arm["CONTROL"], by_arm["TREATMENT"], threshold=threshold,
+                                             direction=direction, kind=kind, alpha=alpha)
+            checks.append(_check(k.name, k.metric, action, result, CheckType.KPI, alpha=alpha, threshold=threshold,
+                                 unit="fraction"))
     return checks
 
 
-def check_experiment(experiment: OfferExperiment, source: AnalysisSource) -> list[GuardrailCheck]:
+def check_experiment(store: Store, experiment: OfferExperiment, streamed: Streamed | None = None) -> list[GuardrailCheck]:
+    """The experiment's guardrail checks on its streamed, kept per-arm sums (a bounded read)."""
     metrics = guardrail_metrics(experiment)
-    return evaluate_guardrails(experiment, source.arm_moments(experiment, metrics) if metrics else {})
+    if not metrics:
+        return []
+    streamed = streamed or aggregation.streamed(store, experiment)
+    return evaluate_guardrails(experiment, streamed.stats.arm_moments(streamed.spec, metrics))
 
 
 # --- acting on violations ------------------------------------------------------------------------------
@@ -172,9 +240,10 @@ NO_ACTION = "NONE"  # actionTaken when no violation acted (API.md check_guardrai
 
 
 def check_guardrails(store: Store, caller: Caller, experiment_id: str) -> dict[str, Any]:
-    """API.md: ``{violations[{kpiName, metric, observed, threshold, action}], actionTaken}`` plus the details."""
+    """API.md: ``{violations[{kpiName, metric, observed, threshold, action}], actionTaken}`` plus the details.
+    Reads the experiment and its shards: a bounded number of documents (API.md §11)."""
     experiment = store.experiments.get(experiment_id)
-    checks = check_experiment(experiment, store.analysis_source())
+    checks = check_experiment(store, experiment)
     violations = [c for c in checks if c.breached]
     dry_run = not _may_act(caller, experiment)
     action = None
@@ -189,24 +258,41 @@ def check_guardrails(store: Store, caller: Caller, experiment_id: str) -> dict[s
 
 # --- monitoring (read-only) ----------------------------------------------------------------------------
 
+_NOT_STARTED = (ExperimentStatus.DRAFT, ExperimentStatus.PENDING_APPROVAL, ExperimentStatus.APPROVED)
 
-def monitor_experiment(store: Store, caller: Caller, experiment_id: str) -> dict[str, Any]:
-    """API.md: ``{experimentId, status, health, issues[], stage, stageIndex, exposures, srmPValue, guardrails[]}``."""
+
+def past_planned_end(experiment: OfferExperiment, now: datetime) -> bool:
+    """API.md §11: a live experiment past its plannedEndDate enrolls nobody and is flagged until completed."""
+    return experiment.status in (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED) and now >= experiment.planned_end_date
+
+
+def srm_p(exposures: dict[str, int], treatment_percentage: float) -> float | None:
+    """Sample-ratio p-value of the CONTROL/TREATMENT exposures against the configured split."""
     from offerlab.stats.frequentist import srm_p_value  # noqa: PLC0415 - scipy.special: off the cold start
 
+    enrolled = {"CONTROL": exposures.get("CONTROL", 0), "TREATMENT": exposures.get("TREATMENT", 0)}
+    if not sum(enrolled.values()):
+        return None
+    return srm_p_value(enrolled, {"CONTROL": 100.0 - treatment_percentage, "TREATMENT": treatment_percentage})
+
+
+def monitor_experiment(store: Store, caller: Caller, experiment_id: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """API.md: ``{experimentId, status, health, issues[], stage, stageIndex, exposures, srmPValue, guardrails[]}``;
+    also ``exclusions`` per arm and ``documentsRead``. Reads the experiment and its shards only."""
     experiment = store.experiments.get(experiment_id)
-    source = store.analysis_source()
-    exposures = {arm: 0 for arm in ("CONTROL", "TREATMENT", "HOLDOUT")}
-    exposures.update(source.exposures(experiment))
-    tp = experiment.treatment_percentage
-    enrolled = {"CONTROL": exposures["CONTROL"], "TREATMENT": exposures["TREATMENT"]}
-    srm = srm_p_value(enrolled, {"CONTROL": 100.0 - tp, "TREATMENT": tp}) if sum(enrolled.values()) else None
-    started = experiment.status not in (ExperimentStatus.DRAFT, ExperimentStatus.PENDING_APPROVAL,
-                                        ExperimentStatus.APPROVED)
-    checks = check_experiment(experiment, source) if started else []
+    data = aggregation.streamed(store, experiment)
+    exposures = dict(data.stats.exposures)
+    srm = srm_p(exposures, experiment.treatment_percentage)
+    checks = check_experiment(store, experiment, data) if experiment.status not in _NOT_STARTED else []
     guardrails = [c.as_dict() for c in checks]
     health, issues = rules.monitor_health(srm, guardrails, exposures, experiment.status.value)
+    if past_planned_end(experiment, now or utcnow()):
+        issues.append(f"past its planned end date ({experiment.planned_end_date.isoformat()}): enrolling nobody "
+                      "until it is completed")
+        health = "CRITICAL" if health == "CRITICAL" else "WARNING"
     return {"experimentId": experiment_id, "status": experiment.status.value, "health": health, "issues": issues,
             "stage": experiment.coverage, "stageIndex": experiment.stage_index, "exposures": exposures,
-            "srmPValue": srm, "guardrails": guardrails}
-
+            "srmPValue": srm, "guardrails": guardrails,
+            "exclusions": {arm: data.stats.exclusions[arm] for arm in ("CONTROL", "TREATMENT")},
+            "keptUsers": {arm: data.stats.kept_users[arm] + data.stats.zero_users(arm) for arm in ("CONTROL", "TREATMENT")},
+            "documentsRead": 1 + max(data.stats.documents, 1)}

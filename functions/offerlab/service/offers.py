@@ -12,6 +12,8 @@ Who gets what:
   ``controlConfig``; enrolled users → TREATMENT with ``offerConfig`` or CONTROL with ``controlConfig``.
 * no ``experimentId``: the most recently started RUNNING experiment; none running → NOT_ENROLLED,
   ``experimentId`` null, ``offerConfig`` null (the app keeps its built-in default).
+* RUNNING past its ``plannedEndDate``: everyone NOT_ENROLLED with the status quo, ``reason: "ended"``,
+  nobody exposed (API.md §11).
 """
 from __future__ import annotations
 
@@ -58,6 +60,10 @@ def get_offer(store: Store, caller: Caller, user_id: str | None, experiment_id: 
     if chosen is None:
         return {"userId": user, "arm": Arm.NOT_ENROLLED.value, "experimentId": None, "offerConfig": None}
     view = store.offer_views.view(chosen)  # NOT_FOUND for an unknown experimentId
+    if view.status == ExperimentStatus.RUNNING and view.planned_end_date is not None and utcnow() >= view.planned_end_date:
+        # API.md §11: past its plannedEndDate a RUNNING experiment enrolls nobody and exposes nobody.
+        return {"userId": user, "arm": Arm.NOT_ENROLLED.value, "experimentId": view.experiment_id,
+                "offerConfig": view.control_config, "reason": "ended"}
     arm = arm_for(view, user)
     if arm in (Arm.HOLDOUT, Arm.CONTROL, Arm.TREATMENT):
         _record_exposure(store, view, user, arm)

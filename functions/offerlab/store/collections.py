@@ -30,5 +30,7 @@ HOLDOUT_CONTAMINATIONS = "holdoutContaminations"  # {cohortId|experimentId}_{use
 LEDGER_HEADS = "ledgerHeads"                      # {chainId}: last sequence, head hash, count (docs/ledger.md)
 LEDGER_PENDING = "pendingEntries"                 # ledgerHeads/{chainId}/pendingEntries/{id}: recorded, not yet sequenced
 EXPERIMENT_ALERTS = "experimentAlerts"            # {alertId}: unauthorised changes and other alerts (docs/ledger.md)
+EXPERIMENT_AGGREGATES = "experimentAggregates"    # {experimentId}_{arm}_{shard}: streamed per-arm sums (Increment only)
 
-ALL_COLLECTIONS = SEED_COLLECTIONS + (PROCESSED_EVENTS, EXPERIMENT_EXPOSURES, USER_METRIC_TOTALS, FRAUD_SCORES, HOLDOUT_CONTAMINATIONS, LEDGER_HEADS, EXPERIMENT_ALERTS,)
+ALL_COLLECTIONS = SEED_COLLECTIONS + (PROCESSED_EVENTS, EXPERIMENT_EXPOSURES, USER_METRIC_TOTALS, FRAUD_SCORES, HOLDOUT_CONTAMINATIONS, LEDGER_HEADS, EXPERIMENT_ALERTS,
+                                     EXPERIMENT_AGGREGATES)

@@ -45,6 +45,8 @@ class OfferView:
     holdout_salt: str | None
     holdout_percentage: float | None
     started_at: datetime | None
+    planned_end_date: datetime | None = None
+    """Past it a RUNNING experiment enrolls nobody (API.md §11: get_offer ``reason: "ended"``)."""
 
 
 @dataclass
@@ -107,7 +109,7 @@ def _build(experiment) -> OfferView:
         salt=experiment.salt, treatment_percentage=experiment.treatment_percentage, coverage=experiment.coverage,
         stage_index=experiment.stage_index, offer_config=experiment.offer_config,
         control_config=experiment.control_config, holdout_salt=salt, holdout_percentage=pct,
-        started_at=experiment.started_at,
+        started_at=experiment.started_at, planned_end_date=experiment.planned_end_date,
     )
 
 
@@ -145,11 +147,32 @@ def default_experiment_id() -> str | None:
     return entry.value
 
 
+_STARTED = frozenset({ExperimentStatus.RUNNING, ExperimentStatus.PAUSED, ExperimentStatus.COMPLETED,
+                      ExperimentStatus.KILLED})
+_definitions: dict[str, Any] = {}
+
+
+def definition(experiment_id: str):
+    """The experiment as metric ingestion needs it (what it streams: caps, offer type, holdout cohort).
+    Cached without expiry once it has started: update_experiment refuses every edit from then on, so
+    those fields never change again (an experiment not started yet is read every time)."""
+    cached = _definitions.get(experiment_id)
+    if cached is not None:
+        return cached
+    experiment = experiments_repo.get_experiment(experiment_id)
+    if experiment.status in _STARTED:
+        if len(_definitions) > 1_000:
+            _definitions.clear()
+        _definitions[experiment_id] = experiment
+    return experiment
+
+
 def clear() -> None:
     """Forget everything (tests, and an instance that must see a change immediately)."""
     _views.clear()
     _default.clear()
     _cohorts.clear()
+    _definitions.clear()
 
 
 class ExposureMemo:
