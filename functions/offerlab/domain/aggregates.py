@@ -9,7 +9,7 @@ chosen by hashing the user id) holds blind ``Increment`` sums:
     metrics.{metric}.all.{sum}      Σ of every such user's terms  (sum ∈ sumY, sumY2, sumX, sumX2, sumXY)
     metrics.{metric}.kept.{sum}     Σ of the kept users' terms
 
-A user's terms (``stats_seam.contribution``) are a function of their totals document alone (and of the
+A user's terms (``stats.streaming.user_contribution``: winsorized at the cap, shifted) are a function of their totals document alone (and of the
 experiment's ``AggregateSpec``, fixed at launch). Exactness: ingestion reads the totals document, computes
 the new one, and commits — in ONE atomic batch — the new totals (conditional on the document being
 unchanged since the read: a compare-and-swap on its update time), the processed marker, and the increments
@@ -29,6 +29,7 @@ sums exactly once); bot, sandbox and regional_policy are functions of the totals
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping
@@ -36,8 +37,10 @@ from typing import Any, Iterable, Mapping
 from offerlab.domain import analysis_rules as rules
 from offerlab.domain.metrics import METRIC_KINDS, Metric, MetricKind, TotalsDelta, apply_delta, last_event_at, metric_value
 from offerlab.domain.regional_policy import RegionalPolicy
-from offerlab.domain.stats_seam import SUM_FIELDS, contribution, moment_stats
+from offerlab.stats.streaming import user_contribution
 from offerlab.stats.sufficient import MomentStats
+
+SUM_FIELDS = ("sumY", "sumY2", "sumX", "sumX2", "sumXY")
 
 SHARDS = 16
 """Shards per arm. Firestore sustains about one write a second per document (its documented limit for
@@ -67,7 +70,30 @@ class MetricStream:
     cap: float | None = None
     """Winsorizing cap of y, fixed before launch (mean metrics only; None: uncapped)."""
     shift_y: float = 0.0
+    """K_y of the shifted sums (stats/sufficient.py): the KPI's baselineValue when one is set, else 0."""
     shift_x: float = 0.0
+
+    def terms(self, value: tuple[float, float]) -> dict[str, float]:
+        """A user's terms of the five sums (the engine's per-user contribution, without its n)."""
+        y, x = value
+        out = user_contribution(y, cap=self.cap, shift=self.shift_y, x=x, x_shift=self.shift_x)
+        return {k: float(out[k]) for k in SUM_FIELDS}
+
+    def moments(self, n: int, sums: Mapping[str, float]) -> MomentStats:
+        return MomentStats(int(n), *(float(sums.get(k, 0.0)) for k in SUM_FIELDS),
+                           shift_y=self.shift_y, shift_x=self.shift_x)
+
+    @property
+    def support(self) -> tuple[float, float] | None:
+        """The range of a user's (capped) value, for the engine's exact guardrail tests: proportions
+        (0, 1); arpu (0, cap); net_ltv can go below 0 (refunds of purchases made before exposure), so
+        (−inf, cap); ratio numerators are counts (the engine's default)."""
+        if self.kind is MetricKind.PROPORTION:
+            return (0.0, 1.0)
+        if self.kind is MetricKind.MEAN:
+            upper = self.cap if self.cap is not None else math.inf
+            return (-math.inf if self.metric is Metric.NET_LTV else 0.0, upper)
+        return None
 
     def value(self, totals: Mapping[str, Any]) -> tuple[float, float]:
         """(y, x): the metric's numerator and, for ratio metrics, its denominator; for mean and proportion
@@ -96,11 +122,22 @@ class AggregateSpec:
 
 
 def make_spec(experiment_id: str, offer_type: Any, holdout_cohort_id: str | None, caps: Mapping[str, float],
-              fraud_threshold: float, policy: RegionalPolicy) -> AggregateSpec:
+              fraud_threshold: float, policy: RegionalPolicy, baselines: Mapping[str, float] | None = None
+              ) -> AggregateSpec:
     """Every metric of API.md §7 is streamed (snapshots and analyses want all six; an event only touches
-    the few whose value changes). Caps apply to mean metrics only."""
-    streams = tuple(MetricStream(m, METRIC_KINDS[m], cap=float(caps[m.value]) if (
-        m.value in caps and METRIC_KINDS[m] is MetricKind.MEAN) else None) for m in Metric)
+    the few whose value changes). Caps apply to mean metrics only; the shift of a mean or proportion
+    metric is its KPI's baseline value (fixed before launch: Chan, Golub & LeVeque 1983's shifted data)."""
+    baselines = baselines or {}
+
+    def stream(m: Metric) -> MetricStream:
+        kind = METRIC_KINDS[m]
+        cap = float(caps[m.value]) if m.value in caps and kind is MetricKind.MEAN else None
+        shift = float(baselines.get(m.value, 0.0)) if kind is not MetricKind.RATIO else 0.0
+        if cap is not None:
+            shift = min(shift, cap)
+        return MetricStream(m, kind, cap=cap, shift_y=shift)
+
+    streams = tuple(stream(m) for m in Metric)
     return AggregateSpec(experiment_id, offer_type, holdout_cohort_id, streams, float(fraud_threshold), policy)
 
 
@@ -136,7 +173,7 @@ def user_terms(totals: Mapping[str, Any] | None, spec: AggregateSpec) -> dict[st
         if on:
             out[f"exclusions.{reason}"] = 1
     for stream in spec.streams:
-        terms = contribution(stream.value(totals), stream.cap, stream.shift_y, stream.shift_x)
+        terms = stream.terms(stream.value(totals))
         for name in SUM_FIELDS:
             value = terms[name]
             if value:
@@ -274,10 +311,10 @@ class StreamedStatistics:
         name = stream.metric.value
         part = "kept" if kept else "all"
         zeros = self.zero_users(arm)
-        zero_terms = contribution((0.0, 0.0), stream.cap, stream.shift_y, stream.shift_x)
+        zero_terms = stream.terms((0.0, 0.0))
         total = {k: self.sums[arm][name][part][k] + zeros * zero_terms[k] for k in SUM_FIELDS}
         n = zeros + (self.kept_users[arm] if kept else self.users[arm])
-        return moment_stats(n, total, stream.shift_y, stream.shift_x)
+        return stream.moments(n, total)
 
     def arm_moments(self, spec: AggregateSpec, metrics: Iterable[Metric | str], *, kept: bool = True
                     ) -> dict[str, dict[str, MomentStats]]:

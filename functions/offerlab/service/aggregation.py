@@ -23,8 +23,12 @@ log = logging.getLogger("offerlab.aggregation")
 def spec_for(experiment: OfferExperiment, settings: AnalysisSettings | None = None) -> AggregateSpec:
     """What ``experiment`` streams: all six metrics, its caps (``metricCaps``), the exclusion settings."""
     settings = settings or settings_from_env()
+    baselines: dict[str, float] = {}
+    for kpi in sorted(experiment.kpis, key=lambda k: {"PRIMARY": 0, "SECONDARY": 1}.get(k.type, 2)):
+        if kpi.baseline_value is not None:
+            baselines.setdefault(kpi.metric, float(kpi.baseline_value))
     return make_spec(experiment.experiment_id, experiment.offer_type, experiment.holdout_cohort_id,
-                     experiment.metric_caps or {}, settings.fraud_threshold, settings.policy)
+                     experiment.metric_caps or {}, settings.fraud_threshold, settings.policy, baselines)
 
 
 @dataclass(frozen=True)

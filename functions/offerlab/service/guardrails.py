@@ -35,12 +35,14 @@ from offerlab.domain.clock import utcnow
 from offerlab.domain.lifecycle import Command
 from offerlab.domain.metrics import METRIC_KINDS, Metric, MetricKind
 from offerlab.domain.types import ExperimentStatus, ViolationAction
-from offerlab.domain import stats_seam as seam
+from offerlab.domain.aggregates import AggregateSpec
 from offerlab.service import aggregation
 from offerlab.service.aggregation import Streamed
 from offerlab.service.ports import Store, UnitOfWork
 from offerlab.service.transitions import transition_experiment
-from offerlab.stats.sequential import guardrail_test
+from offerlab.stats.sequential import (
+    guardrail_test, kpi_guardrail_params, kpi_guardrail_test, relative_guardrail_test, sequential_srm,
+)
 from offerlab.stats.sufficient import MomentStats
 from offerlab.store.documents import OfferExperiment
 
@@ -122,35 +124,42 @@ def _check(name: str, metric: str, action: str, result: Any, check_type: CheckTy
         n_treatment=int(result.n_treatment), type=check_type, n_control=int(result.n_control), alpha=alpha, unit=unit)
 
 
-def evaluate_guardrails(experiment: OfferExperiment, moments: dict[str, dict[str, MomentStats]]) -> list[GuardrailCheck]:
-    """Every watched limit as a one-sided always-valid sequential test (API.md §11):
+def evaluate_guardrails(experiment: OfferExperiment, moments: dict[str, dict[str, MomentStats]],
+                        spec: AggregateSpec | None = None) -> list[GuardrailCheck]:
+    """Every watched limit as a one-sided always-valid sequential test of the statistics engine (API.md §11;
+    docs/statistics.md "API.md §11 mapping"), given the support of each metric's (capped) values and the
+    design's allocation, so the engine uses its exact bounded e-process wherever a bound exists:
 
-    * absolute guardrails: one test per limit on the TREATMENT arm's value (a guardrail with both limits is
-      two tests), at alpha;
-    * relative guardrails (``maxRelativeDelta``): TREATMENT / CONTROL − 1 beyond −d % (metrics that should
-      increase) or +d % (metrics that should decrease), at alpha;
-    * GUARDRAIL KPIs: the relative change beyond ``threshold`` on the side opposite the KPI's direction;
-      MAINTAIN tests both sides at alpha/2 each (Bonferroni), so the KPI as a whole keeps alpha.
+    * absolute guardrails: ``guardrail_test`` in mode ``treatment_value``, one per limit, at alpha;
+    * relative guardrails (``maxRelativeDelta``): ``relative_guardrail_test``, the bad side being against
+      the metric's desired direction (domain/analysis_rules.desired_direction), at alpha;
+    * GUARDRAIL KPIs: ``kpi_guardrail_test`` (the relative change beyond ``threshold`` on the side opposite
+      the KPI's direction; MAINTAIN: both sides at alpha/2 each), one check per side.
     """
-    checks = []
+    spec = spec or aggregation.spec_for(experiment)
+    allocation = experiment.treatment_percentage / 100.0
     kpis = [k.model_dump() for k in experiment.kpis]
+    checks = []
     for g in experiment.guardrails:
         if g.metric not in moments:
             continue
         by_arm = moments[g.metric]
-        kind = _KIND[METRIC_KINDS[Metric(g.metric)]]
+        stream = spec.stream(g.metric)
+        kind = _KIND[stream.kind]
+        options = {"support": stream.support} if stream.support is not None else {}
         for direction, threshold in (("max", g.max_threshold), ("min", g.min_threshold)):
             if threshold is None:
                 continue
             result = guardrail_test(by_arm.get("CONTROL"), by_arm["TREATMENT"], threshold=float(threshold),
-                                    direction=direction, mode="treatment_value", kind=kind, alpha=GUARDRAIL_ALPHA)
+                                    direction=direction, mode="treatment_value", kind=kind, alpha=GUARDRAIL_ALPHA,
+                                    **options)
             checks.append(_check(g.kpi_name, g.metric, g.violation_action, result, CheckType.ABSOLUTE,
                                  alpha=GUARDRAIL_ALPHA, threshold=float(threshold)))
         if g.max_relative_delta is not None:
             bad = "lower" if rules.desired_direction(g.metric, kpis) == "INCREASE" else "higher"
-            result = seam.relative_guardrail(by_arm["CONTROL"], by_arm["TREATMENT"],
+            result = relative_guardrail_test(by_arm["CONTROL"], by_arm["TREATMENT"],
                                              max_relative_delta=float(g.max_relative_delta), bad_direction=bad,
-                                             kind=kind, alpha=GUARDRAIL_ALPHA)
+                                             kind=kind, alpha=GUARDRAIL_ALPHA, allocation=allocation, **options)
             signed = float(g.max_relative_delta) * (1.0 if bad == "higher" else -1.0)
             checks.append(_check(g.kpi_name, g.metric, g.violation_action, result, CheckType.RELATIVE,
                                  alpha=GUARDRAIL_ALPHA, threshold=signed, scale=100.0, unit="percent"))
@@ -158,13 +167,16 @@ def evaluate_guardrails(experiment: OfferExperiment, moments: dict[str, dict[str
         if k.type != "GUARDRAIL" or k.metric not in moments:
             continue
         by_arm = moments[k.metric]
-        kind = _KIND[METRIC_KINDS[Metric(k.metric)]]
-        action = k.violation_action or DEFAULT_KPI_ACTION
-        for threshold, direction, share in seam.kpi_guardrail_sides(float(k.threshold or 0.0), k.direction):
-            alpha = GUARDRAIL_ALPHA * share
-            result = seam.kpi_guardrail_side(by_arm["CONTROL"], by_arm["TREATMENT"], threshold=threshold,
-                                             direction=direction, kind=kind, alpha=alpha)
-            checks.append(_check(k.name, k.metric, action, result, CheckType.KPI, alpha=alpha, threshold=threshold,
+        stream = spec.stream(k.metric)
+        options = {"support": stream.support} if stream.support is not None else {}
+        threshold = float(k.threshold or 0.0)
+        result = kpi_guardrail_test(by_arm["CONTROL"], by_arm["TREATMENT"], threshold=threshold,
+                                    direction=k.direction, kind=_KIND[stream.kind], alpha=GUARDRAIL_ALPHA,
+                                    allocation=allocation, **options)
+        sides = kpi_guardrail_params(threshold, k.direction)
+        for side, test in zip(sides, result.tests):
+            checks.append(_check(k.name, k.metric, k.violation_action or DEFAULT_KPI_ACTION, test, CheckType.KPI,
+                                 alpha=GUARDRAIL_ALPHA * side["alpha_share"], threshold=float(side["threshold"]),
                                  unit="fraction"))
     return checks
 
@@ -175,7 +187,7 @@ def check_experiment(store: Store, experiment: OfferExperiment, streamed: Stream
     if not metrics:
         return []
     streamed = streamed or aggregation.streamed(store, experiment)
-    return evaluate_guardrails(experiment, streamed.stats.arm_moments(streamed.spec, metrics))
+    return evaluate_guardrails(experiment, streamed.stats.arm_moments(streamed.spec, metrics), streamed.spec)
 
 
 # --- acting on violations ------------------------------------------------------------------------------
@@ -267,13 +279,13 @@ def past_planned_end(experiment: OfferExperiment, now: datetime) -> bool:
 
 
 def srm_p(exposures: dict[str, int], treatment_percentage: float) -> float | None:
-    """Sample-ratio p-value of the CONTROL/TREATMENT exposures against the configured split."""
-    from offerlab.stats.frequentist import srm_p_value  # noqa: PLC0415 - scipy.special: off the cold start
-
-    enrolled = {"CONTROL": exposures.get("CONTROL", 0), "TREATMENT": exposures.get("TREATMENT", 0)}
-    if not sum(enrolled.values()):
+    """Always-valid sample-ratio p-value of the CONTROL/TREATMENT exposures against the configured split
+    (``stats.sequential.sequential_srm``, Lindon & Malek 2022): monitoring looks every few minutes, and a
+    repeated fixed chi-square would alarm far above its level (docs/statistics.md)."""
+    enrolled = [exposures.get("CONTROL", 0), exposures.get("TREATMENT", 0)]
+    if not sum(enrolled):
         return None
-    return srm_p_value(enrolled, {"CONTROL": 100.0 - treatment_percentage, "TREATMENT": treatment_percentage})
+    return sequential_srm(enrolled, [100.0 - treatment_percentage, treatment_percentage]).p_value
 
 
 def monitor_experiment(store: Store, caller: Caller, experiment_id: str, *, now: datetime | None = None) -> dict[str, Any]:
