@@ -191,3 +191,9 @@ class OfferlabClient:
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+    # --- monitoring at any scale (API.md §11) ---------------------------------------------------------
+
+    def acknowledge_alert(self, experiment_id: str, alert_id: str, comment: str) -> dict:
+        """The experiment's author or an admin; an acknowledged alert stops blocking the rollout."""
+        return self.call("acknowledge_alert", {"experimentId": experiment_id, "alertId": alert_id, "comment": comment})

@@ -272,7 +272,7 @@ class InMemoryExposures:
         return [ExperimentExposure.from_firestore(v) for v in self._db.collection("experimentExposures").values()
                 if v["userId"] == user_id]
 
-    def count_by_arm(self, experiment_id: str) -> dict[str, int]:
+    def count_by_arm(self, experiment_id: str, read_time=None) -> dict[str, int]:
         out = {"CONTROL": 0, "TREATMENT": 0, "HOLDOUT": 0}
         for v in self._db.collection("experimentExposures").values():
             if v["experimentId"] == experiment_id and v["arm"] in out:
@@ -426,7 +426,7 @@ class InMemoryAggregates:
         self._db = db
         self._reads = 0
 
-    def read(self, experiment_id: str) -> list[dict[str, Any]]:
+    def read(self, experiment_id: str, read_time=None) -> list[dict[str, Any]]:
         docs = [copy.deepcopy(v) for v in self._db.collection("experimentAggregates").values()
                 if v.get("experimentId") == experiment_id]
         self._reads += max(len(docs), 1)
@@ -495,6 +495,28 @@ class InMemoryAnalysisSource:
             if row.arm in ARMS and self._store.exposures.find(experiment.experiment_id, row.user_id) is None:
                 counts[row.arm] += 1
         return counts
+
+    def totals_pages(self, experiment: OfferExperiment, page_size: int = 1000, read_time=None):
+        """Exposed users in user-id order, a page at a time, with their totals (the Firestore source's paging)."""
+        db = self._store.db
+        exposures = sorted((v["userId"], v["arm"]) for v in db.collection("experimentExposures").values()
+                           if v["experimentId"] == experiment.experiment_id)
+        for start in range(0, len(exposures), page_size):
+            page = exposures[start:start + page_size]
+            yield [(u, a, db.get("userMetricTotals", f"{experiment.experiment_id}_{u}")) for u, a in page]
+
+    def row_pages(self, experiment: OfferExperiment, page_size: int = 1000):
+        """Rows set by the test (``store.rows``) when there are some, else the exposures and totals."""
+        rows = self._store.rows.get(experiment.experiment_id)
+        if rows is not None:
+            ordered = sorted(rows, key=lambda r: r.user_id)
+            for start in range(0, len(ordered), page_size):
+                yield ordered[start:start + page_size]
+            return
+        from offerlab.store.analysis_source import _row  # noqa: PLC0415 - the same row mapping as Firestore's
+
+        for page in self.totals_pages(experiment, page_size):
+            yield [_row(u, a, t) for u, a, t in page if a in ARMS]
 
     def fraud_scores(self, user_ids: Iterable[str], min_score: float) -> dict[str, float]:
         wanted = set(user_ids)

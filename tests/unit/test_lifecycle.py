@@ -22,6 +22,7 @@ EXPECTED = {
     (Command.PAUSE, S.RUNNING): S.PAUSED, (Command.RESUME, S.PAUSED): S.RUNNING,
     (Command.COMPLETE, S.RUNNING): S.COMPLETED, (Command.COMPLETE, S.PAUSED): S.COMPLETED,
     **{(Command.KILL, s): S.KILLED for s in (S.DRAFT, S.PENDING_APPROVAL, S.APPROVED, S.RUNNING, S.PAUSED)},
+    **{(Command.ACKNOWLEDGE_ALERT, s): s for s in (S.DRAFT, S.PENDING_APPROVAL, S.APPROVED, S.RUNNING, S.PAUSED)},
 }
 
 COMMANDS = [c for c in Command if c not in (Command.CREATE, Command.MOVE_STAGE)]

@@ -338,6 +338,17 @@ def recompute(rows: Iterable[tuple[str, Mapping[str, Any] | None]], spec: Aggreg
     return out
 
 
+def recompute_scales(rows: Iterable[tuple[str, Mapping[str, Any] | None]], spec: AggregateSpec
+                     ) -> dict[str, dict[str, float]]:
+    """Σ|terms| per arm and field: the scale of each sum's rounding error."""
+    out: dict[str, dict[str, float]] = {arm: {} for arm in ARMS}
+    for arm, totals in rows:
+        acc = out.setdefault(arm, {})
+        for key, value in user_terms(totals, spec).items():
+            acc[key] = acc.get(key, 0.0) + abs(value)
+    return out
+
+
 def streamed_fields(docs: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     """The shard fields (as ``recompute`` names them) summed per arm from the shard documents."""
     out: dict[str, dict[str, float]] = {arm: {} for arm in ARMS}
@@ -358,17 +369,19 @@ def streamed_fields(docs: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, fl
     return out
 
 
-def max_relative_difference(streamed: Mapping[str, Mapping[str, float]], recomputed: Mapping[str, Mapping[str, float]]
-                            ) -> tuple[float, str | None]:
-    """The largest |streamed − recomputed| / max(|streamed|, |recomputed|) over every field (0 for two
-    zeros), and where it is. Fields whose magnitude is below 1e-9 compare absolutely (a sum that cancels
-    to ~0 has no meaningful relative error)."""
+def max_relative_difference(streamed: Mapping[str, Mapping[str, float]], recomputed: Mapping[str, Mapping[str, float]],
+                            scales: Mapping[str, Mapping[str, float]] | None = None) -> tuple[float, str | None]:
+    """The largest |streamed − recomputed| / scale over every field, and where it is. The scale is the
+    field's Σ|terms| when ``scales`` gives it (the sum's condition: a sum of large terms that cancels to
+    ~0 carries their rounding error, not its own), else max(|streamed|, |recomputed|); below 1e-9 the
+    difference is taken absolutely (two zeros agree)."""
     worst, where = 0.0, None
     for arm in set(streamed) | set(recomputed):
         a, b = streamed.get(arm, {}), recomputed.get(arm, {})
+        given = (scales or {}).get(arm, {})
         for key in set(a) | set(b):
             x, y = float(a.get(key, 0.0)), float(b.get(key, 0.0))
-            scale = max(abs(x), abs(y))
+            scale = max(abs(x), abs(y), float(given.get(key, 0.0)))
             diff = abs(x - y) / scale if scale > 1e-9 else abs(x - y)
             if diff > worst:
                 worst, where = diff, f"{arm}.{key}"

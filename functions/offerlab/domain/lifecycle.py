@@ -32,6 +32,7 @@ class Command(str, enum.Enum):
     COMPLETE = "COMPLETE"
     KILL = "KILL"
     MOVE_STAGE = "MOVE_STAGE"  # the rollout moves the coverage; the status stays (domain/rollout_plan.py)
+    ACKNOWLEDGE_ALERT = "ACKNOWLEDGE_ALERT"  # an alert stops blocking the rollout; the status stays (API.md §11)
 
 
 class ExperimentEventType(str, enum.Enum):
@@ -49,6 +50,7 @@ class ExperimentEventType(str, enum.Enum):
     EXPERIMENT_RESUMED = "EXPERIMENT_RESUMED"
     EXPERIMENT_COMPLETED = "EXPERIMENT_COMPLETED"
     EXPERIMENT_KILLED = "EXPERIMENT_KILLED"
+    EXPERIMENT_ALERT_ACKNOWLEDGED = "EXPERIMENT_ALERT_ACKNOWLEDGED"
 
 
 E = ExperimentEventType
@@ -63,6 +65,7 @@ EVENT_TYPES: dict[Command, ExperimentEventType] = {
     Command.RESUME: E.EXPERIMENT_RESUMED,
     Command.COMPLETE: E.EXPERIMENT_COMPLETED,
     Command.KILL: E.EXPERIMENT_KILLED,
+    Command.ACKNOWLEDGE_ALERT: E.EXPERIMENT_ALERT_ACKNOWLEDGED,
 }
 APPROVAL_RECORDED = E.EXPERIMENT_APPROVAL_RECORDED
 
@@ -86,6 +89,9 @@ TRANSITIONS: dict[Command, dict[S, S]] = {
     Command.KILL: {status: S.KILLED for status in NON_TERMINAL},
     # Coverage changes only while the experiment is live; the arms never change (API.md §2).
     Command.MOVE_STAGE: {S.RUNNING: S.RUNNING, S.PAUSED: S.PAUSED},
+    # Alerts (guardrails, the planned end, unauthorised changes) are acknowledged while the experiment lives;
+    # a finished experiment has no rollout left to unblock, and terminal states have no way out.
+    Command.ACKNOWLEDGE_ALERT: {status: status for status in NON_TERMINAL},
 }
 
 
@@ -132,7 +138,7 @@ def plan_transition(command: Command, status: S, *, approvals_after: Iterable[st
 SYSTEM_COMMANDS = frozenset({Command.PAUSE, Command.KILL})
 
 AUTHOR_COMMANDS = frozenset({Command.UPDATE, Command.SUBMIT, Command.START, Command.PAUSE, Command.RESUME,
-                             Command.COMPLETE})
+                             Command.COMPLETE, Command.ACKNOWLEDGE_ALERT})
 
 
 def check_actor(command: Command, actor: Actor, *, author: str, approvers: Iterable[str]) -> None:

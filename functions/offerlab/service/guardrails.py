@@ -124,8 +124,14 @@ def _check(name: str, metric: str, action: str, result: Any, check_type: CheckTy
         n_treatment=int(result.n_treatment), type=check_type, n_control=int(result.n_control), alpha=alpha, unit=unit)
 
 
+def _pending(name: str, metric: str, action: str, check_type: CheckType, threshold: float, direction: str,
+             by_arm: dict[str, MomentStats], *, unit: str = "value", alpha: float = GUARDRAIL_ALPHA) -> GuardrailCheck:
+    return GuardrailCheck(name, metric, threshold, direction, action, None, None, 1.0, False, "insufficient_data",
+                          by_arm["TREATMENT"].n, check_type, by_arm["CONTROL"].n, alpha, unit)
+
+
 def evaluate_guardrails(experiment: OfferExperiment, moments: dict[str, dict[str, MomentStats]],
-                        spec: AggregateSpec | None = None) -> list[GuardrailCheck]:
+                        spec: AggregateSpec | None = None, *, bounds: bool = True) -> list[GuardrailCheck]:
     """Every watched limit as a one-sided always-valid sequential test of the statistics engine (API.md §11;
     docs/statistics.md "API.md §11 mapping"), given the support of each metric's (capped) values and the
     design's allocation, so the engine uses its exact bounded e-process wherever a bound exists:
@@ -135,9 +141,19 @@ def evaluate_guardrails(experiment: OfferExperiment, moments: dict[str, dict[str
       the metric's desired direction (domain/analysis_rules.desired_direction), at alpha;
     * GUARDRAIL KPIs: ``kpi_guardrail_test`` (the relative change beyond ``threshold`` on the side opposite
       the KPI's direction; MAINTAIN: both sides at alpha/2 each), one check per side.
+
+    ``bounds=False`` skips the always-valid confidence bounds (the decisions are the same; simulations
+    that only count alarms use it).
     """
     spec = spec or aggregation.spec_for(experiment)
     allocation = experiment.treatment_percentage / 100.0
+
+    def undefined(by_arm: dict[str, MomentStats], kind: str, compared: bool) -> bool:
+        # A ratio with no denominator yet (no purchase, no trial) is undefined: the engine would divide by
+        # zero (reported to the statistics engine); no test, like "insufficient_data".
+        arms = ("CONTROL", "TREATMENT") if compared else ("TREATMENT",)
+        return kind == "ratio" and any(not by_arm[a].total_x for a in arms)
+
     kpis = [k.model_dump() for k in experiment.kpis]
     checks = []
     for g in experiment.guardrails:
@@ -146,9 +162,15 @@ def evaluate_guardrails(experiment: OfferExperiment, moments: dict[str, dict[str
         by_arm = moments[g.metric]
         stream = spec.stream(g.metric)
         kind = _KIND[stream.kind]
-        options = {"support": stream.support} if stream.support is not None else {}
+        options: dict[str, Any] = {"support": stream.support} if stream.support is not None else {}
+        if not bounds:
+            options["_with_bound"] = False
         for direction, threshold in (("max", g.max_threshold), ("min", g.min_threshold)):
             if threshold is None:
+                continue
+            if undefined(by_arm, kind, False):
+                checks.append(_pending(g.kpi_name, g.metric, g.violation_action, CheckType.ABSOLUTE, float(threshold),
+                                       direction, by_arm))
                 continue
             result = guardrail_test(by_arm.get("CONTROL"), by_arm["TREATMENT"], threshold=float(threshold),
                                     direction=direction, mode="treatment_value", kind=kind, alpha=GUARDRAIL_ALPHA,
@@ -157,10 +179,14 @@ def evaluate_guardrails(experiment: OfferExperiment, moments: dict[str, dict[str
                                  alpha=GUARDRAIL_ALPHA, threshold=float(threshold)))
         if g.max_relative_delta is not None:
             bad = "lower" if rules.desired_direction(g.metric, kpis) == "INCREASE" else "higher"
+            signed = float(g.max_relative_delta) * (1.0 if bad == "higher" else -1.0)
+            if undefined(by_arm, kind, True):
+                checks.append(_pending(g.kpi_name, g.metric, g.violation_action, CheckType.RELATIVE, signed,
+                                       "max" if bad == "higher" else "min", by_arm, unit="percent"))
+                continue
             result = relative_guardrail_test(by_arm["CONTROL"], by_arm["TREATMENT"],
                                              max_relative_delta=float(g.max_relative_delta), bad_direction=bad,
                                              kind=kind, alpha=GUARDRAIL_ALPHA, allocation=allocation, **options)
-            signed = float(g.max_relative_delta) * (1.0 if bad == "higher" else -1.0)
             checks.append(_check(g.kpi_name, g.metric, g.violation_action, result, CheckType.RELATIVE,
                                  alpha=GUARDRAIL_ALPHA, threshold=signed, scale=100.0, unit="percent"))
     for k in experiment.kpis:
@@ -169,11 +195,18 @@ def evaluate_guardrails(experiment: OfferExperiment, moments: dict[str, dict[str
         by_arm = moments[k.metric]
         stream = spec.stream(k.metric)
         options = {"support": stream.support} if stream.support is not None else {}
+        if not bounds:
+            options["_with_bound"] = False
         threshold = float(k.threshold or 0.0)
+        sides = kpi_guardrail_params(threshold, k.direction)
+        if undefined(by_arm, _KIND[stream.kind], True):
+            checks += [_pending(k.name, k.metric, k.violation_action or DEFAULT_KPI_ACTION, CheckType.KPI,
+                                float(side["threshold"]), side["direction"], by_arm, unit="fraction",
+                                alpha=GUARDRAIL_ALPHA * side["alpha_share"]) for side in sides]
+            continue
         result = kpi_guardrail_test(by_arm["CONTROL"], by_arm["TREATMENT"], threshold=threshold,
                                     direction=k.direction, kind=_KIND[stream.kind], alpha=GUARDRAIL_ALPHA,
                                     allocation=allocation, **options)
-        sides = kpi_guardrail_params(threshold, k.direction)
         for side, test in zip(sides, result.tests):
             checks.append(_check(k.name, k.metric, k.violation_action or DEFAULT_KPI_ACTION, test, CheckType.KPI,
                                  alpha=GUARDRAIL_ALPHA * side["alpha_share"], threshold=float(side["threshold"]),

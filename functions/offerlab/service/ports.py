@@ -129,7 +129,8 @@ class ExposureLog(Protocol):
 
     def of_user(self, user_id: str) -> list[ExperimentExposure]: ...
 
-    def count_by_arm(self, experiment_id: str) -> dict[str, int]: ...
+    def count_by_arm(self, experiment_id: str, read_time: Any = None) -> dict[str, int]:
+        """Exposures per arm by aggregation count queries (``read_time``: as of then)."""
 
 
 class OfferViews(Protocol):
@@ -185,8 +186,8 @@ class MetricTotals(Protocol):
 class Aggregates(Protocol):
     """The streamed per-arm sums of an experiment: a bounded number of shard documents."""
 
-    def read(self, experiment_id: str) -> list[dict[str, Any]]:
-        """Every shard document of the experiment (at most 3 arms × SHARDS)."""
+    def read(self, experiment_id: str, read_time: Any = None) -> list[dict[str, Any]]:
+        """Every shard document of the experiment (at most 3 arms × SHARDS); ``read_time``: as of then."""
 
     def reads(self) -> int:
         """Documents read by ``read`` so far in this process (the benchmark counts them)."""

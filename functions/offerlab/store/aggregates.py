@@ -32,12 +32,13 @@ def shard_ref(doc_id: str):
     return db().collection(C.EXPERIMENT_AGGREGATES).document(doc_id)
 
 
-def read_shards(experiment_id: str) -> list[dict[str, Any]]:
-    """Every shard of the experiment: at most 3 arms × SHARDS documents, whatever the population."""
+def read_shards(experiment_id: str, read_time: Any = None) -> list[dict[str, Any]]:
+    """Every shard of the experiment: at most 3 arms × SHARDS documents, whatever the population
+    (``read_time``: as they were then)."""
     from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415 - lazy (cold start)
 
     query = db().collection(C.EXPERIMENT_AGGREGATES).where(filter=FieldFilter("experimentId", "==", experiment_id))
-    return [s.to_dict() for s in query.stream()]
+    return [s.to_dict() for s in query.stream(read_time=read_time)]
 
 
 def _nested(flat: dict[str, Any]) -> dict[str, Any]:

@@ -171,8 +171,8 @@ class Exposures:
     def of_user(self, user_id: str) -> list[ExperimentExposure]:
         return exposures_repo.exposures_of_user(user_id)
 
-    def count_by_arm(self, experiment_id: str) -> dict[str, int]:
-        return exposures_repo.count_by_arm(experiment_id)
+    def count_by_arm(self, experiment_id: str, read_time: Any = None) -> dict[str, int]:
+        return exposures_repo.count_by_arm(experiment_id, read_time)
 
 
 class OfferViews:
@@ -231,8 +231,8 @@ class Aggregates:
     def __init__(self) -> None:
         self._reads = 0
 
-    def read(self, experiment_id: str) -> list[dict[str, Any]]:
-        docs = aggregates_repo.read_shards(experiment_id)
+    def read(self, experiment_id: str, read_time: Any = None) -> list[dict[str, Any]]:
+        docs = aggregates_repo.read_shards(experiment_id, read_time)
         self._reads += max(len(docs), 1)  # a query that matches nothing is billed one read
         return docs
 
