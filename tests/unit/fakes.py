@@ -518,10 +518,10 @@ class InMemoryAnalysisSource:
         for page in self.totals_pages(experiment, page_size):
             yield [_row(u, a, t) for u, a, t in page if a in ARMS]
 
-    def fraud_scores(self, user_ids: Iterable[str], min_score: float) -> dict[str, float]:
-        wanted = set(user_ids)
+    def fraud_scores(self, user_ids: Iterable[str] | None, min_score: float) -> dict[str, float]:
+        wanted = set(user_ids) if user_ids is not None else None
         return {k: v["maxScore"] for k, v in self._store.db.collection("fraudScores").items()
-                if k in wanted and v["maxScore"] >= min_score}
+                if (wanted is None or k in wanted) and v["maxScore"] >= min_score}
 
     def contaminated_users(self, experiment: OfferExperiment) -> set[str]:
         return {v["userId"] for v in self._store.db.collection("holdoutContaminations").values()

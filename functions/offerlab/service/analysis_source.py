@@ -44,8 +44,9 @@ class AnalysisSource(Protocol):
     def row_pages(self, experiment: OfferExperiment, page_size: int = 1000) -> Iterator[list[UserRow]]:
         """The CONTROL/TREATMENT users of ``totals_pages`` as analysis rows, a page at a time."""
 
-    def fraud_scores(self, user_ids: Iterable[str], min_score: float) -> dict[str, float]:
-        """{userId: highest fraud score} of those of ``user_ids`` whose score is ≥ ``min_score``."""
+    def fraud_scores(self, user_ids: Iterable[str] | None, min_score: float) -> dict[str, float]:
+        """{userId: highest fraud score} of those of ``user_ids`` (None: of every user) whose score is
+        ≥ ``min_score``: the flagged population, bounded by how many users are flagged."""
 
     def contaminated_users(self, experiment: OfferExperiment) -> set[str]:
         """Users contaminated by spillover (service/spillover.py)."""

@@ -58,9 +58,12 @@ class FirestoreAnalysisSource:
     def exposures(self, experiment: OfferExperiment) -> dict[str, int]:
         return exposures_repo.count_by_arm(experiment.experiment_id)
 
-    def fraud_scores(self, user_ids: Iterable[str], min_score: float) -> dict[str, float]:
+    def fraud_scores(self, user_ids: Iterable[str] | None, min_score: float) -> dict[str, float]:
+        flagged = repo.fraud_scores_at_least(min_score)
+        if user_ids is None:
+            return flagged
         wanted = set(user_ids)
-        return {u: s for u, s in repo.fraud_scores_at_least(min_score).items() if u in wanted}
+        return {u: s for u, s in flagged.items() if u in wanted}
 
     def contaminated_users(self, experiment: OfferExperiment) -> set[str]:
         return repo.contaminated_users(experiment.experiment_id, experiment.holdout_cohort_id)
