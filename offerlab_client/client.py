@@ -187,13 +187,13 @@ class OfferlabClient:
         """``{experimentId, status, health, issues[], stage, stageIndex, exposures, srmPValue, guardrails[]}``."""
         return self._send("monitor_experiment", experiment_id=experiment_id)
 
+    # --- monitoring at any scale (API.md §11) ---------------------------------------------------------
+
+    def acknowledge_alert(self, experiment_id: str, alert_id: str, comment: str) -> dict:
+        """The experiment's author or an admin; an acknowledged alert stops blocking the rollout (ledgered)."""
+        return self._send("acknowledge_alert", experiment_id=experiment_id, alert_id=alert_id, comment=comment)
+
 
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-    # --- monitoring at any scale (API.md §11) ---------------------------------------------------------
-
-    def acknowledge_alert(self, experiment_id: str, alert_id: str, comment: str) -> dict:
-        """The experiment's author or an admin; an acknowledged alert stops blocking the rollout."""
-        return self.call("acknowledge_alert", {"experimentId": experiment_id, "alertId": alert_id, "comment": comment})
