@@ -25,6 +25,7 @@ READERS = {
     C.HOLDOUT_CONTAMINATIONS: {"analyst", "admin"},
     C.LEDGER_HEADS: {"analyst", "approver", "admin"}, C.EXPERIMENT_ALERTS: STAFF,
     C.PLACEMENT_LAYERS: STAFF, C.PROGRAM_LOCKS: set(),
+    C.EXPERIMENT_AGGREGATES: STAFF,
 }
 
 

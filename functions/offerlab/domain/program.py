@@ -45,6 +45,7 @@ class OfferReason(str, enum.Enum):
     NOT_COVERED = "not_covered"
     NOT_RUNNING = "not_running"
     SHIPPED = "shipped"
+    ENDED = "ended"  # a RUNNING experiment past its plannedEndDate (API.md §11)
 
 
 # --- coverage -----------------------------------------------------------------------------------------
@@ -184,6 +185,11 @@ PROGRAM_ARMS = {"HOLDOUT": "CONTROL", "PROGRAM": "TREATMENT"}
 def program_id(cohort_id: str) -> str:
     """The exposure scope of a cohort's program (docs/program.md §5): ``program:<cohortId>``."""
     return f"{PROGRAM_PREFIX}{cohort_id}"
+
+
+def is_program_scope(scope_id: str) -> bool:
+    """An exposure/totals scope of a cohort's program (``program:{cohortId}``), not an experiment."""
+    return scope_id.startswith(PROGRAM_PREFIX)
 
 
 # --- contamination ------------------------------------------------------------------------------------

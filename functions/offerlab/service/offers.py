@@ -18,6 +18,8 @@ Firestore read at all. Writes happen on a user's first answer only (then remembe
   and the holdout evaluation record (the health report's denominators);
 * at a member's first program exposure, one query of their exposures: a treatment or shipped offer in the
   cohort's scope served to them earlier makes them contaminated (``cause: served``).
+* a RUNNING experiment past its ``plannedEndDate`` enrolls and exposes nobody: NOT_ENROLLED with the status
+  quo, ``reason: "ended"`` (API.md §11).
 """
 from __future__ import annotations
 
@@ -54,6 +56,11 @@ def arm_for(view: OfferView, user_id: str) -> Arm:
     if view.shipped is not None:
         return view.shipped.decide(user_id)[0]
     return view.rule_or_build().decide(user_id)[0]
+
+
+def _past_planned_end(view: OfferView) -> bool:
+    return (view.status is ExperimentStatus.RUNNING and view.planned_end_date is not None
+            and utcnow() >= view.planned_end_date)
 
 
 def _config(view: OfferView | None, arm: Arm) -> Any:
@@ -127,7 +134,9 @@ def get_offer(store: Store, caller: Caller, user_id: str | None, experiment_id: 
         placed = store.offer_views.placement(placement or DEFAULT_PLACEMENT)
         arm, reason, rule = placed.rule.decide(user)
         view = placed.views.get(rule.experiment_id) if rule is not None else None
-    if rule is not None and view is not None:
+    if view is not None and _past_planned_end(view) and arm in (Arm.HOLDOUT, Arm.CONTROL, Arm.TREATMENT):
+        arm, reason = Arm.NOT_ENROLLED, OfferReason.ENDED  # API.md §11: enrolls nobody, exposes nobody
+    elif rule is not None and view is not None:
         _record(store, view, rule, user, arm, reason, region)
     answer: dict[str, Any] = {
         "userId": user, "arm": arm.value, "experimentId": view.experiment_id if view is not None else None,

@@ -32,5 +32,8 @@ LEDGER_PENDING = "pendingEntries"                 # ledgerHeads/{chainId}/pendin
 EXPERIMENT_ALERTS = "experimentAlerts"            # {alertId}: unauthorised changes and other alerts (docs/ledger.md)
 PLACEMENT_LAYERS = "placementLayers"              # {placement}: layer-bucket holders and the shipped experiment (docs/program.md)
 PROGRAM_LOCKS = "programLocks"                    # {name}: serialises coverage changes (starts, ships, freezes, retirements)
+EXPERIMENT_AGGREGATES = "experimentAggregates"    # {experimentId}_{arm}_{shard}: streamed per-arm sums (Increment only)
 
-ALL_COLLECTIONS = SEED_COLLECTIONS + (PROCESSED_EVENTS, EXPERIMENT_EXPOSURES, USER_METRIC_TOTALS, FRAUD_SCORES, HOLDOUT_CONTAMINATIONS, LEDGER_HEADS, EXPERIMENT_ALERTS, PLACEMENT_LAYERS, PROGRAM_LOCKS,)
+ALL_COLLECTIONS = SEED_COLLECTIONS + (PROCESSED_EVENTS, EXPERIMENT_EXPOSURES, USER_METRIC_TOTALS, FRAUD_SCORES,
+                                      HOLDOUT_CONTAMINATIONS, LEDGER_HEADS, EXPERIMENT_ALERTS, PLACEMENT_LAYERS,
+                                      PROGRAM_LOCKS, EXPERIMENT_AGGREGATES)
