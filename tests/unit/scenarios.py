@@ -132,6 +132,36 @@ def tick(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def seed(store: InMemoryStore, experiment_id: str, rows: list[UserRow]) -> None:
+    """Users of a running experiment, as monitoring and analyses see them: each row exposed (get_offer's
+    record, counted into the streamed exposures) and its totals streamed through the per-arm sums exactly
+    as metric ingestion streams them (service/aggregation.py spec, domain/aggregates.py change); the same
+    rows are what analyses read (``store.rows``)."""
+    from offerlab.domain.aggregates import UserChange  # noqa: PLC0415
+    from offerlab.domain.clock import utcnow  # noqa: PLC0415
+    from offerlab.domain.metrics import TotalsDelta  # noqa: PLC0415
+    from offerlab.service.aggregation import spec_for  # noqa: PLC0415
+    from offerlab.store.documents import ExperimentExposure  # noqa: PLC0415
+
+    experiment = store.experiments.get(experiment_id)
+    spec = spec_for(experiment)
+    at = (experiment.started_at or utcnow())
+    for row in rows:
+        store.exposures.record_first(ExperimentExposure(
+            experiment_id=experiment_id, user_id=row.user_id, arm=row.arm, first_exposed_at=at,
+            coverage=experiment.coverage, stage_index=experiment.stage_index, experiment_version=experiment.version))
+        increments = {f"counts.{k}": v for k, v in row.counts.items() if v}
+        increments.update({f"amounts.{k}": v for k, v in row.amounts.items() if v})
+        if not increments:
+            continue
+        change = UserChange(experiment_id=experiment_id, user_id=row.user_id, arm=row.arm,
+                            identity={"experimentId": experiment_id, "userId": row.user_id, "arm": row.arm,
+                                      "firstExposedAt": at, "updatedAt": at},
+                            delta=TotalsDelta(increments), spec=spec)
+        store.metric_totals.apply_once(f"seed-{experiment_id}-{row.user_id}", [change])
+    store.rows[experiment_id] = store.rows.get(experiment_id, []) + list(rows)
+
+
 def buyers(arm: str, n: int, refund_every: int | None, prefix: str = "u") -> list[UserRow]:
     """``n`` users of ``arm`` who bought once; every ``refund_every``-th refunded (None: nobody)."""
     return [UserRow(f"{prefix}-{arm[0]}{i}", arm,

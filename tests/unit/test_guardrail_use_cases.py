@@ -17,13 +17,16 @@ from offerlab.service import experiments as svc
 from offerlab.service import guardrails, snapshots, sweeps
 from tests.unit.fakes import InMemoryStore
 from tests.unit.scenarios import (
-    ADMIN, ANALYST, OTHER_PM, PM, REFUND_ALERT, REFUND_KILL, REFUND_PAUSE, buyers, frozen_cohort, running, unchanged,
+    ADMIN, ANALYST, OTHER_PM, PM, REFUND_ALERT, REFUND_KILL, REFUND_PAUSE, buyers, frozen_cohort, running, seed,
+    unchanged,
 )
 
 
 def unique_tick() -> datetime:
-    base = datetime(2030, 1, 1, tzinfo=timezone.utc)
-    return base + timedelta(minutes=5 * (uuid.uuid4().int % 10_000_000))
+    """A tick of its own inside the experiments' planned window (30 days from now: scenarios.definition), so
+    a check is never also past the planned end (which raises its own alert)."""
+    base = datetime.now(timezone.utc) + timedelta(hours=1)
+    return base + timedelta(minutes=5 * (uuid.uuid4().int % 8_000))
 
 
 def iso(dt: datetime) -> str:
@@ -44,7 +47,7 @@ def experiment(store, cohort_id, guardrail_list, *, refund_every=5, n=300):
     """A RUNNING experiment at 100 % with ``n`` buyers per arm: every ``refund_every``-th treatment buyer
     refunds (5: 20 % against a 2 % limit), one control buyer in 100."""
     eid = running(store, cohort_id, stages=[100], guardrails=guardrail_list).experiment_id
-    store.rows[eid] = buyers("CONTROL", n, 100) + buyers("TREATMENT", n, refund_every)
+    seed(store, eid, buyers("CONTROL", n, 100) + buyers("TREATMENT", n, refund_every))
     return eid
 
 
@@ -53,7 +56,9 @@ def check(store, eid, at=None):
 
 
 def alerts(store, eid):
-    return [a for a in store.docs("experimentAlerts").values() if a["experimentId"] == eid]
+    """The experiment's guardrail alerts (a tick past the planned end also raises a PLANNED_END_PASSED one)."""
+    return [a for a in store.docs("experimentAlerts").values()
+            if a["experimentId"] == eid and a["type"] == guardrails.ALERT_TYPE]
 
 
 # --- the sweep's check of one experiment ---------------------------------------------------------------------
@@ -127,7 +132,7 @@ def test_a_kill_also_stops_a_paused_experiment_but_an_alert_or_pause_leaves_it_a
     for eid in (killing, pausing):
         svc.pause_experiment(store, PM, eid, "investigating")
     for eid, want, status in ((killing, ViolationAction.KILL, "KILLED"), (pausing, None, "PAUSED")):
-        violations = [c for c in guardrails.check_experiment(store.experiments.get(eid), store.analysis_source())
+        violations = [c for c in guardrails.check_experiment(store, store.experiments.get(eid))
                       if c.breached]
         assert violations
         taken = store.transaction(lambda uow: guardrails.act_on_violations(uow, eid, violations, via="test", key="k"))

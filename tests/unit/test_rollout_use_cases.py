@@ -21,7 +21,8 @@ from offerlab.service.transitions import transition_experiment
 from offerlab.store.documents import ExperimentExposure
 from tests.unit.fakes import InMemoryStore
 from tests.unit.scenarios import (
-    ADMIN, OTHER_PM, PM, approved, definition, frozen_cohort, refused, running, three_in_four_refund, tick, unchanged,
+    ADMIN, OTHER_PM, PM, approved, definition, frozen_cohort, refused, running, seed, three_in_four_refund, tick,
+    unchanged,
 )
 
 
@@ -253,7 +254,7 @@ def test_a_guardrail_breach_at_10_percent(store, cohort_id, flags, decision, sta
         t += timedelta(hours=2)
         assert ctl.run_step(store, eid, tick(t)) == "PROGRESS"
     assert store.experiments.get(eid).coverage == 10
-    store.rows[eid] = three_in_four_refund()
+    seed(store, eid, three_in_four_refund())
     report = ctl.check_stage_progress(store, PM, eid)
     assert not report["ready"] and any("Guardrail 'Refund Rate' (refund_rate) is 0.75, above its maximum of 0.02" in b
                                        for b in report["blocking"]), report["blocking"]
@@ -270,7 +271,7 @@ def test_a_guardrail_breach_at_10_percent(store, cohort_id, flags, decision, sta
 
 def test_a_breach_at_the_first_stage_pauses_instead_of_rolling_back(store, cohort_id):
     eid = running(store, cohort_id, autoProgress=True, pauseOnViolation=False, rollbackOnFailure=True).experiment_id
-    store.rows[eid] = three_in_four_refund()
+    seed(store, eid, three_in_four_refund())
     assert ctl.run_step(store, eid, tick(entered(store, eid) + timedelta(hours=2))) == "PAUSE"
     plan = store.plans.find(eid)
     assert plan.status.value == "PAUSED" and plan.current_stage_index == 0 and store.experiments.get(eid).coverage == 1

@@ -20,7 +20,7 @@ from offerlab.service import holdouts as svc
 from offerlab.service import spillover
 from offerlab.service.spillover import check_spillover
 from tests.unit.fakes import InMemoryStore
-from tests.unit.scenarios import ANALYST, BACKEND, PM, buyers, definition, frozen_cohort, refused, running
+from tests.unit.scenarios import ANALYST, BACKEND, PM, buyers, definition, frozen_cohort, refused, running, seed
 
 FLAG_GIFTS = {"gift": "FLAG"}
 
@@ -126,7 +126,7 @@ def test_treatment_to_control_of_an_experiment_is_flagged_and_contaminates_for_t
     assert (back["fromArm"], back["toArm"]) == ("CONTROL", "TREATMENT") and back["violation"] is False
     assert trigger(store, back) == 0
     # The analysis leaves the contaminated control user out.
-    store.rows[eid] = buyers("CONTROL", 150, None, "c") + buyers("TREATMENT", 150, None, "t")
+    seed(store, eid, buyers("CONTROL", 150, None, "c") + buyers("TREATMENT", 150, None, "t"))
     store.rows[eid][0] = UserRow(recipients[0], "CONTROL", counts={"purchase": 1}, amounts={"purchase": 9.99})
     analysis = analytics.analyze_experiment(store, ANALYST, eid, Metric.ARPU)
     by_type = {a.type: a for a in analysis.bias_adjustments}

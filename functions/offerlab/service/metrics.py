@@ -102,10 +102,15 @@ def _exposures_of(store: Store, event: rules.MetricEvent) -> list:
 
 def _spec(store: Store, scope_id: str):
     """What the scope streams into per-arm sums: a program scope (``program:{cohortId}``) streams nothing, its
-    per-user totals are what analyze_holdout reads."""
+    per-user totals are what analyze_holdout reads; nor does an exposure whose experiment is gone (its totals
+    are kept; a redelivery could never find it, so raising would only retry a poison message)."""
     if is_program_scope(scope_id):
         return None
-    return spec_for(store.definitions.get(scope_id))
+    try:
+        return spec_for(store.definitions.get(scope_id))
+    except NotFound:
+        log.warning("metric event for an exposure of unknown experiment %s: totals only", scope_id)
+        return None
 
 
 class FraudSignal(BaseModel):

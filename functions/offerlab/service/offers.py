@@ -32,6 +32,7 @@ from offerlab.domain.errors import InvalidArgument, PermissionDenied
 from offerlab.domain.holdouts import CohortView
 from offerlab.domain.placements import DEFAULT_PLACEMENT
 from offerlab.domain.program import ExperimentRule, OfferReason, ShippedRule, contaminating, program_id
+from offerlab.domain.types import ExperimentStatus
 from offerlab.service.holdouts import record_first_evaluation
 from offerlab.service.ports import Store, UnitOfWork
 from offerlab.store.documents import ExperimentExposure, HoldoutContamination
@@ -134,7 +135,7 @@ def get_offer(store: Store, caller: Caller, user_id: str | None, experiment_id: 
         placed = store.offer_views.placement(placement or DEFAULT_PLACEMENT)
         arm, reason, rule = placed.rule.decide(user)
         view = placed.views.get(rule.experiment_id) if rule is not None else None
-    if view is not None and _past_planned_end(view) and arm in (Arm.HOLDOUT, Arm.CONTROL, Arm.TREATMENT):
+    if view is not None and _past_planned_end(view) and arm is not Arm.SHIPPED and reason is not OfferReason.NOT_IN_TRAFFIC:
         arm, reason = Arm.NOT_ENROLLED, OfferReason.ENDED  # API.md §11: enrolls nobody, exposes nobody
     elif rule is not None and view is not None:
         _record(store, view, rule, user, arm, reason, region)
