@@ -20,6 +20,7 @@ from offerlab.service import rollout_plans
 from offerlab.store import experiments as repo
 from offerlab.store import rollouts as rollouts_repo
 from offerlab.store.firestore_store import firestore_store
+from tests.placements import next_placement, scoped
 
 STORE = firestore_store()  # the store the functions use, on the emulator
 
@@ -41,7 +42,7 @@ def definition(cohort_id, **over):
         "holdoutCohortId": cohort_id, "treatmentPercentage": 50, "offerType": "PRICE_CHANGE",
         "offerConfig": {"price": 12.99}, "controlConfig": {"price": 9.99},
         "plannedStartDate": now.isoformat(), "plannedEndDate": (now + timedelta(days=30)).isoformat(),
-        "approvers": ["ceo@company.com", "cfo@company.com"],
+        "approvers": ["ceo@company.com", "cfo@company.com"], "placement": next_placement(cohort_id),
     }
     body.update(over)
     return m.CreateExperiment.model_validate(body)
@@ -49,7 +50,7 @@ def definition(cohort_id, **over):
 
 @pytest.fixture
 def frozen_cohort(firestore_db):
-    cohort = holdouts_svc.create_holdout_cohort(STORE, PM, f"holdout {uuid.uuid4().hex[:6]}", 10, "", None)
+    cohort = scoped(holdouts_svc.create_holdout_cohort, STORE, PM, f"holdout {uuid.uuid4().hex[:6]}", 10, "", None)
     return holdouts_svc.freeze_holdout_cohort(STORE, PM, cohort.cohort_id)
 
 

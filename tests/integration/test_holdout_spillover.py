@@ -21,6 +21,7 @@ from offerlab.store import collections as C
 from offerlab.store import holdouts as repo
 from offerlab.store.documents import Hypothesis, OfferExperiment
 from offerlab.store.firestore_store import firestore_store
+from tests.placements import scoped
 
 STORE = firestore_store()  # the store the functions use, on the emulator
 
@@ -31,7 +32,7 @@ TRIGGER_TIMEOUT = 30.0
 
 
 def frozen_cohort(pct, policy=None):
-    cohort = svc.create_holdout_cohort(STORE, PM, f"spill {uuid.uuid4().hex[:6]}", pct, "", policy)
+    cohort = scoped(svc.create_holdout_cohort, STORE, PM, f"spill {uuid.uuid4().hex[:6]}", pct, "", policy)
     return svc.freeze_holdout_cohort(STORE, PM, cohort.cohort_id)
 
 

@@ -23,6 +23,7 @@ from offerlab.store import collections as C
 from offerlab.store import holdouts as repo
 from offerlab.store.documents import HoldoutSpilloverEvent, Hypothesis, OfferExperiment
 from offerlab.store.firestore_store import firestore_store
+from tests.placements import scoped
 
 STORE = firestore_store()  # the store the functions use, on the emulator
 
@@ -37,7 +38,7 @@ def fresh_users(n):
 
 
 def frozen_cohort(pct=10.0, policy=None):
-    cohort = svc.create_holdout_cohort(STORE, PM, f"it {uuid.uuid4().hex[:6]}", pct, "", policy)
+    cohort = scoped(svc.create_holdout_cohort, STORE, PM, f"it {uuid.uuid4().hex[:6]}", pct, "", policy)
     return svc.freeze_holdout_cohort(STORE, PM, cohort.cohort_id)  # also refreshes this process's cache
 
 

@@ -13,6 +13,7 @@ from offerlab.service.killswitch import handle_kill_switch
 from offerlab.store import experiments as repo
 from offerlab.store.firestore_store import firestore_store
 from tests.integration.test_experiment_transitions import PM, approved, assert_chain
+from tests.placements import scoped
 
 STORE = firestore_store()  # the store the functions use, on the emulator
 
@@ -23,7 +24,7 @@ def _running(cohort_id):
 
 
 def _cohort():
-    cohort = holdouts_svc.create_holdout_cohort(STORE, PM, f"ks {uuid.uuid4().hex[:6]}", 5, "", None)
+    cohort = scoped(holdouts_svc.create_holdout_cohort, STORE, PM, f"ks {uuid.uuid4().hex[:6]}", 5, "", None)
     return holdouts_svc.freeze_holdout_cohort(STORE, PM, cohort.cohort_id).cohort_id
 
 

@@ -19,6 +19,7 @@ from offerlab.domain.user_rows import UserRow
 from offerlab.service import experiments as svc
 from offerlab.service import holdouts as holdouts_svc
 from offerlab.service import rollout_plans
+from tests.placements import next_placement, scoped
 from tests.unit.fakes import InMemoryStore
 
 PM = Caller("pm-uid", "pm@company.com", frozenset({Role.EXPERIMENTER}))
@@ -34,22 +35,12 @@ REFUND_PAUSE = [{"kpiName": "Refund Rate", "metric": "refund_rate", "maxThreshol
 REFUND_KILL = [{"kpiName": "Refund Rate", "metric": "refund_rate", "maxThreshold": 0.02, "violationAction": "KILL"}]
 
 
-# cohortId -> the placements its scope names (frozen_cohort); definition puts each experiment in the next of
-# them, so the experiments of one test never compete for one placement's traffic (API.md §10) and the
-# cohort covers every one of them.
-PLACEMENTS_OF: dict[str, list[str]] = {}
-PLACEMENTS_PER_COHORT = 12
-
-
-def _next_placement(cohort_id: str) -> str:
-    free = PLACEMENTS_OF.get(cohort_id)
-    return free.pop(0) if free else f"p-{uuid.uuid4().hex[:12]}"
 
 
 def definition(cohort_id: str, **over: Any) -> m.CreateExperiment:
     now = datetime.now(timezone.utc)
     body = {
-        "placement": _next_placement(cohort_id),
+        "placement": next_placement(cohort_id),
         "name": f"price test {uuid.uuid4().hex[:6]}", "description": "9.99 vs 12.99",
         "hypothesis": {"statement": "A higher price raises net LTV", "expectedImpact": "+15% LTV",
                        "risksIdentified": ["churn"], "successCriteria": ["LTV +10%"]},
@@ -67,11 +58,7 @@ def definition(cohort_id: str, **over: Any) -> m.CreateExperiment:
 def frozen_cohort(store: InMemoryStore, pct: float = 10.0, policy: dict | None = None):
     """A FROZEN cohort scoped to placements of its own: a global one would cover every experiment of the test
     (and could not be frozen while one of them runs, docs/program.md)."""
-    base = f"p-{uuid.uuid4().hex[:12]}"
-    placements = [f"{base}-{i}" for i in range(PLACEMENTS_PER_COHORT)]
-    cohort = holdouts_svc.create_holdout_cohort(store, PM, f"holdout {uuid.uuid4().hex[:6]}", pct, "", policy,
-                                                scope={"placements": placements})
-    PLACEMENTS_OF[cohort.cohort_id] = placements
+    cohort = scoped(holdouts_svc.create_holdout_cohort, store, PM, f"holdout {uuid.uuid4().hex[:6]}", pct, "", policy)
     return holdouts_svc.freeze_holdout_cohort(store, PM, cohort.cohort_id)
 
 
