@@ -23,12 +23,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from offerlab import config
 from offerlab.domain.actors import Caller, Role
 from offerlab.domain import analysis_rules as rules
 from offerlab.domain.clock import utcnow
 from offerlab.domain.errors import InvalidArgument, PermissionDenied
 from offerlab.domain.metrics import METRIC_KINDS, Metric, MetricKind
-from offerlab.domain.regional_policy import RegionalPolicy, policy_from_env
+from offerlab.domain.regional_policy import RegionalPolicy
 from offerlab.ledger.canonical import canonicalize
 from offerlab.service.analysis_source import ARMS, AnalysisSource, UserRow
 from offerlab.service.ports import Store
@@ -45,7 +46,7 @@ class AnalysisSettings:
     fraud_threshold: float = 0.8
     winsorize_percentile: float = 99.0
     alpha: float = 0.05
-    policy: RegionalPolicy = field(default_factory=lambda: policy_from_env(None))
+    policy: RegionalPolicy = field(default_factory=config.regional_policy)
 
     def as_dict(self) -> dict[str, Any]:
         return {"fraudThreshold": self.fraud_threshold, "winsorizePercentile": self.winsorize_percentile,
@@ -55,11 +56,12 @@ class AnalysisSettings:
 
 
 def settings_from_env() -> AnalysisSettings:
-    """Deployment settings: OFFERLAB_FRAUD_THRESHOLD, OFFERLAB_WINSORIZE_PERCENTILE, OFFERLAB_REGIONAL_POLICY."""
+    """Deployment settings: OFFERLAB_FRAUD_THRESHOLD, OFFERLAB_WINSORIZE_PERCENTILE, the regional policy
+    (offerlab/config.py: OFFERLAB_REGIONAL_POLICY, OFFERLAB_REGIONAL_POLICY_FILE, else the shipped default)."""
     return AnalysisSettings(
         fraud_threshold=float(os.environ.get("OFFERLAB_FRAUD_THRESHOLD", "0.8")),
         winsorize_percentile=float(os.environ.get("OFFERLAB_WINSORIZE_PERCENTILE", "99")),
-        policy=policy_from_env(os.environ.get("OFFERLAB_REGIONAL_POLICY")),
+        policy=config.regional_policy(),
     )
 
 
