@@ -99,3 +99,33 @@ class Eligibility:
 
 
 ALL_REGIONS = Eligibility()
+
+
+@dataclass(frozen=True)
+class FirstDecision:
+    """What is recorded of a user's first decision in an experiment with rules (module docstring)."""
+
+    exposed: bool = False
+    """An exposure exists: the user is enrolled (or held out) and keeps their arm."""
+    refusal: str | None = None
+    """A refusal exists (its RefusalReason value): the user stays out."""
+    customer_active: bool | None = None
+    """Their ingested history shows an active subscription (None: not read)."""
+
+    @property
+    def decided(self) -> bool:
+        return self.exposed or self.refusal is not None
+
+
+# Metric events that start or continue a subscription, and those that end one (API.md §5 types). A
+# cancellation ends it as far as offers go: the user has said it will not renew (docs/regions.md §2).
+ACTIVATING_EVENTS = frozenset({"purchase", "renewal", "trial_start", "trial_conversion"})
+DEACTIVATING_EVENTS = frozenset({"cancellation", "refund", "chargeback"})
+
+
+def active_from_history(last_activation_micros: int | None, last_deactivation_micros: int | None) -> bool:
+    """A user's ingested history shows an active subscription: their latest activating event is later
+    than their latest ending one (commutative: it depends only on the two maxima)."""
+    if last_activation_micros is None:
+        return False
+    return last_deactivation_micros is None or last_activation_micros > last_deactivation_micros
