@@ -62,6 +62,9 @@ SKELETONS: dict[str, dict] = {
     "start_rollout": _REF, "check_stage_progress": _REF, "progress_rollout": _REF,
     "pause_rollout": _REASON, "rollback_rollout": _REASON, "abort_rollout": _REASON,
     "ping": {"echo": "hi"},
+    # A program of experiments (API.md §10)
+    "ship_experiment": {"experimentId": UNKNOWN, "arm": "TREATMENT", "reason": "r"},
+    "unship_experiment": _REASON, "analyze_holdout": {"cohortId": UNKNOWN, "metric": "net_ltv"},
 }
 # Callables that may legitimately succeed on an arbitrary object (no required field): reads, and
 # check_spillover, which records every call by contract. Everything else must refuse every example.

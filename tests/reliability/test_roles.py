@@ -50,6 +50,8 @@ ALLOWED: dict[str, set[str]] = {
     # reports and statistics also for experimenters
     "get_audit_trail": {ANA, APPR}, "verify_ledger": {ANA, APPR},
     "get_audit_report": {ANA, APPR, EXP}, "get_ledger_statistics": {ANA, APPR, EXP},
+    # a program of experiments: the author ships, admins unship, read-outs like analyses
+    "ship_experiment": {EXP}, "unship_experiment": set(), "analyze_holdout": {EXP, ANA},
 }
 
 _TOKENS = {
@@ -98,7 +100,8 @@ def test_end_users_never_see_another_users_assignment_or_experiment_internals(cl
             staff.get_offer(user_id=bob, experiment_id=eid)
     # Their own answer carries the offer and nothing else: no salt, cohort, coverage, config of the other arm.
     mine = me.get_offer(experiment_id=eid)
-    assert set(mine) == {"userId", "arm", "experimentId", "offerConfig"}
+    # (placement and the rule's reason name the app's own surface, never another user's or the salts)
+    assert set(mine) - {"reason"} == {"userId", "arm", "experimentId", "offerConfig", "placement"}
     assert exp["salt"] not in repr(mine)
     holdout = me.is_user_in_holdout()
     assert set(holdout) <= {"userId", "inHoldout", "cohortIds"} and holdout["userId"] == alice

@@ -354,3 +354,19 @@ def test_layer_bucket_decides_the_holder(store):
     for user in USERS[:500]:
         held = ask(store, user, placement="paywall")["experimentId"] == a.experiment_id
         assert held == (layer_bucket("paywall", user) < 2500)
+
+
+def test_the_audit_reports_shipping_section_lists_the_ship_steps_in_order():
+    from offerlab.service.audit_report import shipping_section
+
+    def entry(seq, event, at, **inner):
+        return {"sequence": seq, "eventType": event, "actor": "x", "sourceKind": "EXPERIMENT_EVENT",
+                "payload": {"occurredAt": at, "payload": inner}}
+
+    entries = [entry(1, "EXPERIMENT_COMPLETED", "2026-01-01"),
+               entry(3, "EXPERIMENT_SHIPPED", "2026-01-03", arm="TREATMENT", coveringCohortIds=["c"], replaces="old"),
+               entry(2, "EXPERIMENT_SHIP_REQUESTED", "2026-01-02", arm="TREATMENT", reason="won"),
+               {"sequence": 4, "eventType": "EXPERIMENT_SHIPPED", "sourceKind": "EXPERIMENT_DOCUMENT", "payload": {}}]
+    section = shipping_section(entries)
+    assert [s["eventType"] for s in section] == ["EXPERIMENT_SHIP_REQUESTED", "EXPERIMENT_SHIPPED"]
+    assert section[0]["reason"] == "won" and section[1]["coveringCohortIds"] == ["c"] and section[1]["replaces"] == "old"

@@ -38,6 +38,7 @@ from offerlab.domain.placements import LAYER_SALT_PREFIX, Segment, in_segments, 
 from offerlab.domain.types import CohortStatus, OfferType
 
 _from_bytes = int.from_bytes
+_sha256 = sha256
 
 
 class OfferReason(str, enum.Enum):
@@ -150,9 +151,11 @@ class PlacementRule:
     """A placement's answer for any user: the holding experiment's, else the shipped offer, else nothing.
 
     ``decide`` returns ``(arm, reason, rule)``: ``rule`` is the ExperimentRule or ShippedRule that decided,
-    None when nothing did (a layer bucket nobody holds and nothing shipped)."""
+    None when nothing did (a layer bucket nobody holds and nothing shipped). The hot path: the holders'
+    decisions are inlined here with their possible answers prebuilt, so a decision allocates nothing but
+    the hash inputs (benchmarks/bench_program.py measures it against the bare hashes it needs)."""
 
-    __slots__ = ("placement", "slots", "shipped", "_layer", "_table")
+    __slots__ = ("placement", "slots", "shipped", "_layer", "_table", "_compiled", "_nobody")
 
     def __init__(self, *, placement: str, slots: Sequence[ExperimentRule], shipped: ShippedRule | None) -> None:
         self.placement = placement
@@ -160,19 +163,39 @@ class PlacementRule:
         self.shipped = shipped
         self._layer = f"{LAYER_SALT_PREFIX}{placement}:".encode()
         self._table = slot_table([r.segments for r in self.slots])
+        self._compiled = tuple(
+            (r.running, r.eligibility.region_allows, r._holdouts, r._coverage, r._coverage_limit, r._arm,
+             r._arm_limit,
+             ((Arm.HOLDOUT, OfferReason.HOLDOUT, r), (Arm.NOT_ENROLLED, OfferReason.NOT_COVERED, r),
+              (Arm.TREATMENT, None, r), (Arm.CONTROL, None, r), (Arm.NOT_ENROLLED, OfferReason.NOT_RUNNING, r),
+              (Arm.NOT_ENROLLED, OfferReason.REGION, r)))
+            for r in self.slots)
+        self._nobody = (Arm.NOT_ENROLLED, OfferReason.NOT_IN_TRAFFIC, None)
 
-    def decide(self, user_id: str, region: str | None = None
-               ) -> tuple[Arm, OfferReason | None, ExperimentRule | ShippedRule | None]:
+    def decide(self, user_id: str, region: str | None = None, _h=_sha256, _int=_from_bytes,  # noqa: B008
+               _n=BUCKETS) -> tuple[Arm, OfferReason | None, ExperimentRule | ShippedRule | None]:
+        # Each test is API.md §2's bucket: int.from_bytes(digest[:8], "big") % 10000, written as the top 64
+        # bits of the whole digest (the same number, without slicing a copy of it).
         unit = user_id.encode()
-        slot = self._table[_from_bytes(sha256(self._layer + unit).digest()[:8], "big") % BUCKETS]
+        slot = self._table[(_int(_h(self._layer + unit).digest(), "big") >> 192) % _n]
         if slot:
-            rule = self.slots[slot - 1]
-            arm, reason = rule.decide_held(unit, region)
-            return arm, reason, rule
+            running, allows, holdouts, coverage, coverage_limit, arm, arm_limit, answers = self._compiled[slot - 1]
+            if not running:  # the holder is paused
+                return answers[4]
+            if not allows(region):  # a region it may not serve (domain/eligibility.py)
+                return answers[5]
+            for prefix, limit in holdouts:
+                if (_int(_h(prefix + unit).digest(), "big") >> 192) % _n < limit:
+                    return answers[0]
+            if (_int(_h(coverage + unit).digest(), "big") >> 192) % _n >= coverage_limit:
+                return answers[1]
+            if (_int(_h(arm + unit).digest(), "big") >> 192) % _n < arm_limit:
+                return answers[2]
+            return answers[3]
         if self.shipped is not None:
-            arm, reason = self.shipped.decide_unit(unit, region)
-            return arm, reason, self.shipped
-        return Arm.NOT_ENROLLED, OfferReason.NOT_IN_TRAFFIC, None
+            arm_, reason = self.shipped.decide_unit(unit, region)
+            return arm_, reason, self.shipped
+        return self._nobody
 
 
 # --- program exposures --------------------------------------------------------------------------------

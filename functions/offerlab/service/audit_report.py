@@ -139,12 +139,34 @@ def build_report(chain_id: str) -> dict[str, Any]:
         "analyses": analyses,
         "spilloverViolations": spillovers,
         "unauthorisedChanges": unauthorised,
+        "shipping": shipping_section(entries),
         "alerts": [to_ledger_value(a) for a in repo.alerts_of_chain(chain_id)],
         "integrity": integrity,
         "ledger": {"entries": len(entries), "headHash": integrity.get("headHash"),
                    "firstSequence": entries[0]["sequence"] if entries else None,
                    "lastSequence": entries[-1]["sequence"] if entries else None},
     }
+
+
+# --- shipping (API.md §10) --------------------------------------------------------------------------------
+
+SHIP_EVENTS = ("EXPERIMENT_SHIP_REQUESTED", "EXPERIMENT_SHIP_APPROVAL_RECORDED", "EXPERIMENT_SHIPPED",
+               "EXPERIMENT_SHIP_REJECTED", "EXPERIMENT_UNSHIPPED")
+
+
+def shipping_section(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ship requests, approvals, rejections and unships of the chain, from its lifecycle entries: which
+    arm, whose config, who approved, which cohorts kept the status quo, what it replaced or was replaced by."""
+    out = []
+    for entry in entries:
+        if _kind(entry) != SourceKind.EXPERIMENT_EVENT.value or _event(entry) not in SHIP_EVENTS:
+            continue
+        inner = _inner(entry.get("payload") if isinstance(entry.get("payload"), dict) else {})
+        out.append({**_base(entry), **{k: inner.get(k) for k in (
+            "arm", "reason", "placement", "shippedConfig", "approver", "approved", "required", "coveringCohortIds",
+            "replaces", "supersededBy")}})
+    out.sort(key=lambda item: (str(item.get("at") or ""), item.get("sequence") or 0))
+    return out
 
 
 # --- rendering -------------------------------------------------------------------------------------------
@@ -193,7 +215,7 @@ def render_csv(report: dict[str, Any]) -> str:
         rows.append(("rejection", item.get("sequence"), item.get("rejectedAt"), "REJECTED", item.get("approver"),
                      _details(item, ("sequence", "rejectedAt", "approver"))))
     sections = (("timeline", "timeline"), ("guardrail", "guardrailActions"), ("rollout", "rolloutStages"),
-                ("spillover", "spilloverViolations"), ("unauthorised", "unauthorisedChanges"))
+                ("spillover", "spilloverViolations"), ("unauthorised", "unauthorisedChanges"), ("shipping", "shipping"))
     for name, key in sections:
         for item in report.get(key) or []:
             rows.append((name, item.get("sequence"), item.get("at"), item.get("eventType"), item.get("actor"),

@@ -144,5 +144,7 @@ def verify_ledger(chain_id: str) -> dict[str, Any]:
 def ledger_statistics() -> dict[str, int]:
     return repo.ledger_statistics(
         active=[ExperimentStatus.RUNNING.value, ExperimentStatus.PAUSED.value],
-        completed=[ExperimentStatus.COMPLETED.value], killed=[ExperimentStatus.KILLED.value])
+        # A ship request or a shipped offer is a completed run (API.md §10).
+        completed=[ExperimentStatus.COMPLETED.value, ExperimentStatus.SHIP_PENDING_APPROVAL.value,
+                   ExperimentStatus.SHIPPED.value], killed=[ExperimentStatus.KILLED.value])
 
