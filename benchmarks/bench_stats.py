@@ -104,3 +104,33 @@ def run(table: Table) -> None:
                                                     kind="ratio"), 2000)
     table.row("stats: sequential guardrail check (MomentStats)", f"{statistics.median(samples) * 1e6:.1f} µs",
               note="relative_change on a ratio metric; median of 2000 calls, pure Python")
+
+    # the per-check costs of the sweep's statistics, against the asymptotic check measured above
+    from offerlab.stats.planning import plan_power
+    from offerlab.stats.sequential import always_valid_lift, guardrail_test, kpi_guardrail_test, sequential_srm
+    from offerlab.stats.streaming import delta_contribution
+
+    base = statistics.median(samples)
+    revenue_c = MomentStats(48_000, 1_000.0, 9.0e6, shift_y=6.0)
+    revenue_t = MomentStats(47_500, -9_000.0, 8.6e6, shift_y=6.0)
+    churn_c, churn_t = MomentStats.from_counts(3_800, 48_000), MomentStats.from_counts(4_100, 47_500)
+    calls = {
+        "exact guardrail, capped revenue minThreshold (decision)": lambda: guardrail_test(
+            None, revenue_t, threshold=6.0, direction="min", support=(0.0, 1312.0), _with_bound=False),
+        "exact guardrail + its always-valid bound": lambda: guardrail_test(
+            None, revenue_t, threshold=6.0, direction="min", support=(0.0, 1312.0)),
+        "exact relative guardrail, capped revenue vs CONTROL": lambda: guardrail_test(
+            revenue_c, revenue_t, threshold=-0.05, direction="min", mode="relative_change", support=(0.0, 1312.0),
+            allocation=0.5, _with_bound=False),
+        "GUARDRAIL KPI MAINTAIN (two one-sided tests + bounds)": lambda: kpi_guardrail_test(
+            churn_c, churn_t, threshold=0.05, direction="MAINTAIN", kind="proportion"),
+        "always-valid lift (CIs + p)": lambda: always_valid_lift(revenue_c, revenue_t),
+        "sequential SRM, 3 arms": lambda: sequential_srm([5_300, 48_000, 47_500], [0.1, 0.45, 0.45]),
+        "delta_contribution, ratio metric": lambda: delta_contribution(1.0, 2.0, 50.0, 0.0, old_x=3.0, new_x=4.0),
+        "plan_power (fixed + sequential)": lambda: plan_power(100, 115, kind="mean", users_per_day=2000,
+                                                              treatment_share=0.5, planned_days=28, sd=150),
+    }
+    for name, fn in calls.items():
+        got = statistics.median(time_calls(fn, 500))
+        table.row(f"stats: {name}", f"{got * 1e6:.1f} µs", f"asymptotic check {base * 1e6:.1f} µs", got / base,
+                  "median of 500 calls, pure Python")

@@ -213,6 +213,12 @@ class OfferlabClient:
         comparisonMean, liftPercent, confidenceInterval, pValue, shippedExperiments[], method, ...}``."""
         return self._send("analyze_holdout", cohort_id=cohort_id, metric=metric)
 
+    # --- monitoring at any scale (API.md §11) ---------------------------------------------------------
+
+    def acknowledge_alert(self, experiment_id: str, alert_id: str, comment: str) -> dict:
+        """The experiment's author or an admin; an acknowledged alert stops blocking the rollout (ledgered)."""
+        return self._send("acknowledge_alert", experiment_id=experiment_id, alert_id=alert_id, comment=comment)
+
     # Regions, money and store rules (API.md §13).
     def get_offer_where(self, user_id: str | None = None, experiment_id: str | None = None,
                         placement: str | None = None, region: str | None = None,

@@ -18,6 +18,7 @@ from offerlab.domain.metrics import Metric, empty_totals
 from offerlab.service import analytics as svc
 from offerlab.store import analyses as repo
 from offerlab.store import collections as C
+from offerlab.store import experiments as experiments_repo
 from offerlab_client import emulator_token
 from tests.e2e.test_experiment_lifecycle import experiment_body, frozen_cohort
 
@@ -56,14 +57,16 @@ def totals_doc(experiment_id, user_id, arm, *, purchase=0.0, purchases=None, ref
 
 
 def seed(db, experiment_id, users, fraud=None):
-    """users: [(userId, arm, totals or None)]; exposures for all, totals where given; 500 writes a batch."""
+    """users: [(userId, arm, totals or None)]; exposures for all, totals where given, and the streamed shard
+    sums that describe them (store/bulk_load.py: monitoring reads those); fraud scores as given."""
+    from offerlab.service.aggregation import spec_for  # noqa: PLC0415
+    from offerlab.store.bulk_load import load_users  # noqa: PLC0415
+
+    spec = spec_for(experiments_repo.get_experiment(experiment_id))
+    exposure = {"firstExposedAt": T0, "coverage": 100.0, "stageIndex": 0, "experimentVersion": 1}
+    flagged = {u: ["fraud"] for u, score in (fraud or {}).items() if score >= spec.fraud_threshold}
+    load_users(spec, ((u, arm, totals, exposure) for u, arm, totals in users), flagged)
     writes = []
-    for user_id, arm, totals in users:
-        writes.append((db.collection(C.EXPERIMENT_EXPOSURES).document(f"{experiment_id}_{user_id}"), {
-            "experimentId": experiment_id, "userId": user_id, "arm": arm, "firstExposedAt": T0, "coverage": 100.0,
-            "stageIndex": 0, "experimentVersion": 1}))
-        if totals is not None:
-            writes.append((db.collection(C.USER_METRIC_TOTALS).document(f"{experiment_id}_{user_id}"), totals))
     for user_id, score in (fraud or {}).items():
         writes.append((db.collection(C.FRAUD_SCORES).document(user_id), {
             "userId": user_id, "maxScore": score, "lastScore": score, "reasons": ["card_testing"], "signals": 1,

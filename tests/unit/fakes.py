@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
+from offerlab.domain.aggregates import UserChange, plan_change, shard_id, shard_of
 from offerlab.domain.assignment import new_salt
 from offerlab.domain.errors import Aborted, NotFound
 from offerlab.domain.holdouts import CohortView
-from offerlab.domain.metrics import Metric, TotalsDelta, apply_delta
+from offerlab.domain.metrics import Metric
 from offerlab.domain.types import CohortStatus, ExperimentStatus, RolloutStatus
 from offerlab.domain.user_rows import ARMS, UserRow, moments_from_rows
 from offerlab.domain.holdouts import Scope
@@ -220,6 +221,15 @@ class Alerts(_Repo):
         return [v for _, v in self._s.scan(self.collection)
                 if v.get("experimentId") == experiment_id and v.get("acknowledged") is False][:limit]
 
+    def get(self, alert_id: str) -> dict[str, Any] | None:
+        return self._s.read(self.collection, alert_id)
+
+    def acknowledge(self, alert_id: str, fields: dict[str, Any]) -> None:
+        current = self._s.db.get(self.collection, alert_id)
+        if current is None:
+            raise NotFound("No such alert.")  # Firestore's update of a missing document fails the commit
+        self._s.write("set", self.collection, alert_id, {**current, **fields})
+
 
 class Analyses(_Repo):
     collection = "experimentAnalyses"
@@ -299,6 +309,11 @@ class InMemoryExposures:
         if key in docs:
             return False
         docs[key] = exposure.to_firestore()
+        shard = shard_of(exposure.user_id)  # counted in the same write, as store/exposures.py does
+        doc = self._db.collection("experimentAggregates").setdefault(
+            shard_id(exposure.experiment_id, exposure.arm, shard), {})
+        doc.update({"experimentId": exposure.experiment_id, "arm": exposure.arm, "shard": shard})
+        _increment(doc, {"exposures": 1})
         return True
 
     def find(self, experiment_id: str, user_id: str) -> ExperimentExposure | None:
@@ -309,7 +324,7 @@ class InMemoryExposures:
         return [ExperimentExposure.from_firestore(v) for v in self._db.collection("experimentExposures").values()
                 if v["userId"] == user_id]
 
-    def count_by_arm(self, experiment_id: str) -> dict[str, int]:
+    def count_by_arm(self, experiment_id: str, read_time=None) -> dict[str, int]:
         out = {"CONTROL": 0, "TREATMENT": 0, "HOLDOUT": 0}
         for v in self._db.collection("experimentExposures").values():
             if v["experimentId"] == experiment_id and v["arm"] in out:
@@ -401,19 +416,103 @@ class InMemoryHoldoutRecords:
 
 
 class InMemoryMetricTotals:
+    """Totals and streamed sums with Firestore's semantics: each change is a compare-and-swap on its
+    user's document (a version stands for the update time); ``race`` (a test hook) runs between the read
+    and the commit, as another delivery would, and makes the commit lose and retry like store/aggregates.py."""
+
+    def __init__(self, db: InMemoryDatabase) -> None:
+        self._db = db
+        self.versions: dict[str, int] = {}
+        self.race: Callable[[], None] | None = None
+        self.retries = 0
+
+    def _initial_flags(self, change: UserChange) -> list[str]:
+        if change.spec is None:
+            return []
+        flags = []
+        score = self._db.get("fraudScores", change.user_id)
+        if score is not None and score.get("maxScore", 0.0) >= change.spec.fraud_threshold:
+            flags.append("fraud")
+        scopes = [change.experiment_id] + ([change.spec.holdout_cohort_id] if change.spec.holdout_cohort_id else [])
+        if any(self._db.get("holdoutContaminations", f"{scope}_{change.user_id}") is not None for scope in scopes):
+            flags.append("spillover")
+        return flags
+
+    def _apply(self, changes: Sequence[UserChange], marker: str | None) -> bool:
+        totals = self._db.collection("userMetricTotals")
+        markers = self._db.collection("processedEvents")
+        unique = list({(c.experiment_id, c.user_id): c for c in reversed(changes)}.values())[::-1]
+        for _ in range(50):
+            keys = [f"{c.experiment_id}_{c.user_id}" for c in unique]
+            read = {k: (copy.deepcopy(totals.get(k)), self.versions.get(k, 0)) for k in keys}
+            plans = [plan_change(c, read[k][0], self._initial_flags(c) if read[k][0] is None else ())
+                     for c, k in zip(unique, keys)]
+            race, self.race = self.race, None
+            if race is not None:
+                race()
+            if marker is not None and marker in markers:
+                return False
+            if any(self.versions.get(k, 0) != read[k][1] for k in keys):
+                self.retries += 1
+                continue
+            shards = self._db.collection("experimentAggregates")
+            for k, planned in zip(keys, plans):
+                if planned.doc is None:
+                    continue
+                totals[k] = copy.deepcopy(planned.doc)
+                self.versions[k] = self.versions.get(k, 0) + 1
+                if planned.increments:
+                    doc = shards.setdefault(planned.shard, {})
+                    doc.update(planned.shard_identity)
+                    _increment(doc, planned.increments)
+            if marker is not None:
+                markers[marker] = {"scope": "metric", "eventId": marker}
+            return True
+        raise Aborted("too many lost races")
+
+    def apply_once(self, event_id: str, changes: Sequence[UserChange]) -> bool:
+        return self._apply(changes, f"metric:{event_id}")
+
+    def apply_flags(self, changes: Sequence[UserChange]) -> None:
+        self._apply(changes, None)
+
+    def find(self, experiment_id: str, user_id: str) -> dict[str, Any] | None:
+        return self._db.get("userMetricTotals", f"{experiment_id}_{user_id}")
+
+
+def _increment(doc: dict[str, Any], flat: dict[str, float]) -> None:
+    for path, amount in flat.items():
+        *parents, leaf = path.split(".")
+        node = doc
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = node.get(leaf, 0) + amount
+
+
+class InMemoryAggregates:
+    def __init__(self, db: InMemoryDatabase) -> None:
+        self._db = db
+        self._reads = 0
+
+    def read(self, experiment_id: str, read_time=None) -> list[dict[str, Any]]:
+        docs = [copy.deepcopy(v) for v in self._db.collection("experimentAggregates").values()
+                if v.get("experimentId") == experiment_id]
+        self._reads += max(len(docs), 1)
+        return docs
+
+    def reads(self) -> int:
+        return self._reads
+
+
+class InMemoryDefinitions:
     def __init__(self, db: InMemoryDatabase) -> None:
         self._db = db
 
-    def apply_once(self, event_id: str, deltas: list[tuple[str, str, dict[str, Any], TotalsDelta]]) -> bool:
-        markers = self._db.collection("processedEvents")
-        if f"metric:{event_id}" in markers:
-            return False
-        totals = self._db.collection("userMetricTotals")
-        for experiment_id, user_id, identity, delta in deltas:
-            key = f"{experiment_id}_{user_id}"
-            totals[key] = {**apply_delta(totals.get(key, {}), delta), **identity}
-        markers[f"metric:{event_id}"] = {"scope": "metric", "eventId": event_id}
-        return True
+    def get(self, experiment_id: str) -> OfferExperiment:
+        data = self._db.get("offerExperiments", experiment_id)
+        if data is None:
+            raise NotFound("No such experiment.")
+        return OfferExperiment.from_firestore(data)
 
 
 class InMemoryEligibility:
@@ -540,10 +639,32 @@ class InMemoryAnalysisSource:
                 counts[row.arm] += 1
         return counts
 
-    def fraud_scores(self, user_ids: Iterable[str], min_score: float) -> dict[str, float]:
-        wanted = set(user_ids)
+    def totals_pages(self, experiment: OfferExperiment, page_size: int = 1000, read_time=None):
+        """Exposed users in user-id order, a page at a time, with their totals (the Firestore source's paging)."""
+        db = self._store.db
+        exposures = sorted((v["userId"], v["arm"]) for v in db.collection("experimentExposures").values()
+                           if v["experimentId"] == experiment.experiment_id)
+        for start in range(0, len(exposures), page_size):
+            page = exposures[start:start + page_size]
+            yield [(u, a, db.get("userMetricTotals", f"{experiment.experiment_id}_{u}")) for u, a in page]
+
+    def row_pages(self, experiment: OfferExperiment, page_size: int = 1000):
+        """Rows set by the test (``store.rows``) when there are some, else the exposures and totals."""
+        rows = self._store.rows.get(experiment.experiment_id)
+        if rows is not None:
+            ordered = sorted(rows, key=lambda r: r.user_id)
+            for start in range(0, len(ordered), page_size):
+                yield ordered[start:start + page_size]
+            return
+        from offerlab.store.analysis_source import _row  # noqa: PLC0415 - the same row mapping as Firestore's
+
+        for page in self.totals_pages(experiment, page_size):
+            yield [_row(u, a, t) for u, a, t in page if a in ARMS]
+
+    def fraud_scores(self, user_ids: Iterable[str] | None, min_score: float) -> dict[str, float]:
+        wanted = set(user_ids) if user_ids is not None else None
         return {k: v["maxScore"] for k, v in self._store.db.collection("fraudScores").items()
-                if k in wanted and v["maxScore"] >= min_score}
+                if (wanted is None or k in wanted) and v["maxScore"] >= min_score}
 
     def contaminated_users(self, experiment: OfferExperiment) -> set[str]:
         return {v["userId"] for v in self._store.db.collection("holdoutContaminations").values()
@@ -566,6 +687,8 @@ class InMemoryStore(InMemoryUnitOfWork):
         self.offer_views = InMemoryOfferViews(self.db)
         self.holdout_records = InMemoryHoldoutRecords(self.db)
         self.metric_totals = InMemoryMetricTotals(self.db)
+        self.aggregates = InMemoryAggregates(self.db)
+        self.definitions = InMemoryDefinitions(self.db)
         self.snapshots = InMemorySnapshots(self.db)
         self.messages = RecordingMessages()
         self.eligibility = InMemoryEligibility(self.db)

@@ -12,7 +12,7 @@ from cloudevents.http import CloudEvent
 from offerlab.api.delivery import MAX_RETRY_AGE, message_age
 from offerlab.entrypoints import analytics, metrics, rollouts
 from offerlab.entrypoints.catalog import FUNCTIONS
-from offerlab.service import killswitch, snapshots, sweeps
+from offerlab.service import killswitch, reconciliation, snapshots, sweeps
 from offerlab.service import metrics as metrics_svc
 
 GOOD = {"experimentId": "e1", "tick": "2026-12-01T10:15:00Z"}
@@ -25,6 +25,7 @@ HANDLERS = {
     "on_guardrail_check": (analytics.on_guardrail_check, sweeps, "handle_guardrail_check"),
     "on_kpi_snapshot": (analytics.on_kpi_snapshot, snapshots, "take_snapshot"),
     "on_rollout_check": (rollouts.on_rollout_check, None, None),
+    "on_aggregate_reconciliation": (analytics.on_aggregate_reconciliation, reconciliation, "reconcile"),
 }
 
 

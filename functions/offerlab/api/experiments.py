@@ -9,7 +9,7 @@ from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from offerlab.api.models import MAX_LIST, ApiModel, Id, JsonObject, Name, Placement, Reason, Region, Text
 from offerlab.domain.eligibility import Audience
 from offerlab.domain.iso import COUNTRIES
-from offerlab.domain.metrics import Metric
+from offerlab.domain.metrics import METRIC_KINDS, Metric, MetricKind
 from offerlab.domain.types import Direction, KpiType, OfferType, ShipArm, ViolationAction
 
 
@@ -38,8 +38,20 @@ class KpiIn(ApiModel):
     metric: Metric
     baseline_value: Finite | None = None
     target_value: Finite | None = None
-    threshold: Finite | None = None
+    # A GUARDRAIL KPI's tolerated relative change against CONTROL (0.05 = 5 %, API.md §11).
+    threshold: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     direction: Direction
+    violation_action: ViolationAction | None = None  # GUARDRAIL KPIs: what a breach does (default PAUSE)
+
+    @model_validator(mode="after")
+    def _crossable(self) -> "KpiIn":
+        if self.type is KpiType.GUARDRAIL and self.direction is Direction.INCREASE and (self.threshold or 0) >= 1:
+            raise ValueError("a metric cannot fall by 100 % or more: threshold must be below 1")
+        return self
+
+
+# Percent, resolution 0.01 like every percentage of the API; below 100 so "falls by more than it" can happen.
+RelativeDelta = Annotated[float, Field(gt=0, lt=100, allow_inf_nan=False)]
 
 
 class GuardrailIn(ApiModel):
@@ -47,15 +59,31 @@ class GuardrailIn(ApiModel):
     metric: Metric
     max_threshold: Finite | None = None
     min_threshold: Finite | None = None
+    max_relative_delta: RelativeDelta | None = None
     violation_action: ViolationAction
 
     @model_validator(mode="after")
     def _some_threshold(self) -> "GuardrailIn":
-        if self.max_threshold is None and self.min_threshold is None:
-            raise ValueError("a guardrail needs maxThreshold or minThreshold")
+        if self.max_threshold is None and self.min_threshold is None and self.max_relative_delta is None:
+            raise ValueError("a guardrail needs maxThreshold, minThreshold or maxRelativeDelta")
         if self.max_threshold is not None and self.min_threshold is not None and self.min_threshold > self.max_threshold:
             raise ValueError("minThreshold is above maxThreshold")
         return self
+
+
+def _caps(value: dict[Metric, float]) -> dict[str, float]:
+    """Winsorizing caps of the streamed statistics: positive, finite, on mean metrics (a proportion is
+    0/1 and a ratio's parts are counts: nothing to cap)."""
+    out = {}
+    for metric, cap in value.items():
+        if METRIC_KINDS[metric] is not MetricKind.MEAN:
+            raise ValueError(f"{metric.value} is not a mean metric: only net_ltv and arpu take a cap")
+        out[metric.value] = cap
+    return out
+
+
+PositiveCap = Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)]
+MetricCaps = Annotated[dict[Metric, PositiveCap], Field(max_length=len(Metric)), AfterValidator(_caps)]
 
 
 # Treatment share of the enrolled users: strictly between 0 and 100 (both arms non-empty), basis points.
@@ -135,6 +163,7 @@ class ExperimentFields(ApiModel):
     traffic_percentage: TrafficPercentage | None = None
     regions: RegionsIn | None = None
     audience: Audience | None = None
+    metric_caps: MetricCaps | None = None
 
 
 class CreateExperiment(ApiModel):
@@ -155,6 +184,7 @@ class CreateExperiment(ApiModel):
     traffic_percentage: TrafficPercentage = 100.0
     regions: RegionsIn | None = None
     audience: Audience | None = None  # None: the offer type's default (domain/eligibility.py)
+    metric_caps: MetricCaps = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _dates(self) -> "CreateExperiment":
@@ -190,3 +220,9 @@ class ShipExperiment(ApiModel):
 
 
 UnshipExperiment = ExperimentWithReason
+
+
+class AcknowledgeAlert(ApiModel):
+    experiment_id: Id
+    alert_id: Id
+    comment: Reason

@@ -36,6 +36,7 @@ class Command(str, enum.Enum):
     MOVE_STAGE = "MOVE_STAGE"  # the rollout moves the coverage; the status stays (domain/rollout_plan.py)
     SHIP = "SHIP"              # ask to make a COMPLETED experiment's arm the placement's offer
     UNSHIP = "UNSHIP"          # withdraw a shipped offer: everyone back on the status quo
+    ACKNOWLEDGE_ALERT = "ACKNOWLEDGE_ALERT"  # an alert stops blocking the rollout; the status stays (API.md §11)
 
 
 class ExperimentEventType(str, enum.Enum):
@@ -59,6 +60,7 @@ class ExperimentEventType(str, enum.Enum):
     EXPERIMENT_SHIPPED = "EXPERIMENT_SHIPPED"
     EXPERIMENT_SHIP_REJECTED = "EXPERIMENT_SHIP_REJECTED"
     EXPERIMENT_UNSHIPPED = "EXPERIMENT_UNSHIPPED"
+    EXPERIMENT_ALERT_ACKNOWLEDGED = "EXPERIMENT_ALERT_ACKNOWLEDGED"
 
 
 E = ExperimentEventType
@@ -75,6 +77,7 @@ EVENT_TYPES: dict[Command, ExperimentEventType] = {
     Command.KILL: E.EXPERIMENT_KILLED,
     Command.SHIP: E.EXPERIMENT_SHIP_REQUESTED,
     Command.UNSHIP: E.EXPERIMENT_UNSHIPPED,
+    Command.ACKNOWLEDGE_ALERT: E.EXPERIMENT_ALERT_ACKNOWLEDGED,
 }
 # Approving or rejecting a ship request reuses APPROVE/REJECT (API.md §10) but names its own events.
 SHIP_EVENT_TYPES: dict[Command, ExperimentEventType] = {
@@ -110,6 +113,9 @@ TRANSITIONS: dict[Command, dict[S, S]] = {
     # Only a run that ended normally is shipped: a KILLED run's evidence is what made it stop.
     Command.SHIP: {S.COMPLETED: S.SHIP_PENDING_APPROVAL},
     Command.UNSHIP: {S.SHIPPED: S.COMPLETED},
+    # Alerts (guardrails, the planned end, unauthorised changes) are acknowledged while the experiment lives;
+    # a finished experiment has no rollout left to unblock, and terminal states have no way out.
+    Command.ACKNOWLEDGE_ALERT: {status: status for status in NON_TERMINAL},
 }
 
 
@@ -159,7 +165,7 @@ def plan_transition(command: Command, status: S, *, approvals_after: Iterable[st
 SYSTEM_COMMANDS = frozenset({Command.PAUSE, Command.KILL})
 
 AUTHOR_COMMANDS = frozenset({Command.UPDATE, Command.SUBMIT, Command.START, Command.PAUSE, Command.RESUME,
-                             Command.COMPLETE})
+                             Command.COMPLETE, Command.ACKNOWLEDGE_ALERT})
 
 
 def check_actor(command: Command, actor: Actor, *, author: str, approvers: Iterable[str]) -> None:

@@ -51,6 +51,7 @@ class OfferReason(str, enum.Enum):
     SHIPPED = "shipped"
     REGION = "region"        # a region the experiment may not serve (API.md §13)
     AUDIENCE = "audience"    # an existing subscriber of a NEW_CUSTOMERS experiment (API.md §13)
+    ENDED = "ended"          # RUNNING past its plannedEndDate: it enrols nobody (API.md §11)
 
 
 # --- coverage -----------------------------------------------------------------------------------------

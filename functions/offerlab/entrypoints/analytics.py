@@ -7,11 +7,18 @@ kpi_snapshot hourly (fans out one message per RUNNING or PAUSED experiment to ``
 any time (idempotent per tick). Pub/Sub: on_guardrail_check, on_kpi_snapshot.
 
 Services are imported inside the functions: numpy/scipy stay off every other function's cold start.
+
+Memory and timeouts fit the work (API.md §11): the monitors, the sweep's per-experiment check and the
+snapshot read the experiment and at most 3 × SHARDS aggregate shards (256 MiB, 60 s is ample whatever the
+population); analyze_experiment and the reconciliation page through every user with bounded memory (one
+page, the running sums and the cap's histogram: 512 MiB) for as long as 1M users take (540 s, the maximum
+of an event-driven or callable function's default tier).
 """
 from __future__ import annotations
 
 __all__ = ["analyze_experiment", "check_guardrails", "monitor_experiment", "guardrail_sweep", "kpi_snapshot",
-           "on_guardrail_check", "on_kpi_snapshot", "analyze_holdout"]
+           "on_guardrail_check", "on_kpi_snapshot", "analyze_holdout", "acknowledge_alert",
+           "aggregate_reconciliation", "on_aggregate_reconciliation"]
 
 import logging
 from typing import Any
@@ -31,7 +38,7 @@ GUARDRAIL_TOPIC = "guardrail-checks"  # = service.sweeps.GUARDRAIL_TOPIC (not im
 SNAPSHOT_TOPIC = "kpi-snapshots"      # = service.snapshots.SNAPSHOT_TOPIC
 
 
-@https_fn.on_call(memory=1024, timeout_sec=540)
+@https_fn.on_call(memory=512, timeout_sec=540)
 def analyze_experiment(req: https_fn.CallableRequest) -> dict:
     """Experimenters (their own experiments), analysts and admins; each call stores a NEW analysis."""
     def action(caller, p: m.AnalyzeExperiment):
@@ -42,7 +49,7 @@ def analyze_experiment(req: https_fn.CallableRequest) -> dict:
     return handle(req, m.AnalyzeExperiment, action, roles=[Role.EXPERIMENTER, Role.ANALYST])
 
 
-@https_fn.on_call()
+@https_fn.on_call(memory=256, timeout_sec=60)
 def check_guardrails(req: https_fn.CallableRequest) -> dict:
     """The author or an admin acts on violations; other experimenters and analysts get a dry run."""
     def action(caller, p: m.CheckGuardrails):
@@ -53,7 +60,7 @@ def check_guardrails(req: https_fn.CallableRequest) -> dict:
     return handle(req, m.CheckGuardrails, action, roles=[Role.EXPERIMENTER, Role.ANALYST])
 
 
-@https_fn.on_call()
+@https_fn.on_call(memory=256, timeout_sec=60)
 def monitor_experiment(req: https_fn.CallableRequest) -> dict:
     def action(caller, p: m.MonitorExperiment):
         from offerlab.service import guardrails as svc  # noqa: PLC0415
@@ -63,7 +70,7 @@ def monitor_experiment(req: https_fn.CallableRequest) -> dict:
     return handle(req, m.MonitorExperiment, action, roles=[Role.EXPERIMENTER, Role.ANALYST])
 
 
-@scheduler_fn.on_schedule(schedule="every 5 minutes")
+@scheduler_fn.on_schedule(schedule="every 5 minutes", memory=256, timeout_sec=60)
 def guardrail_sweep(event: scheduler_fn.ScheduledEvent) -> None:
     from offerlab.service import sweeps  # noqa: PLC0415
 
@@ -71,7 +78,7 @@ def guardrail_sweep(event: scheduler_fn.ScheduledEvent) -> None:
     log.info("guardrail sweep %s: %d checks published", event.schedule_time.isoformat(), published)
 
 
-@scheduler_fn.on_schedule(schedule="every 60 minutes")
+@scheduler_fn.on_schedule(schedule="every 60 minutes", memory=256, timeout_sec=60)
 def kpi_snapshot(event: scheduler_fn.ScheduledEvent) -> None:
     from offerlab.service import snapshots  # noqa: PLC0415
 
@@ -79,7 +86,7 @@ def kpi_snapshot(event: scheduler_fn.ScheduledEvent) -> None:
     log.info("kpi snapshot %s: %d requests published", event.schedule_time.isoformat(), published)
 
 
-@pubsub_fn.on_message_published(topic=SNAPSHOT_TOPIC, retry=True, memory=1024)
+@pubsub_fn.on_message_published(topic=SNAPSHOT_TOPIC, retry=True, memory=256, timeout_sec=60)
 def on_kpi_snapshot(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
     """One experiment's snapshot for one tick, written once. Delivery policy: api/delivery.py."""
     from offerlab.service import snapshots  # noqa: PLC0415
@@ -94,7 +101,7 @@ def on_kpi_snapshot(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData])
     deliver("kpi snapshot request", event, work)
 
 
-@pubsub_fn.on_message_published(topic=GUARDRAIL_TOPIC, retry=True)
+@pubsub_fn.on_message_published(topic=GUARDRAIL_TOPIC, retry=True, memory=256, timeout_sec=60)
 def on_guardrail_check(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
     """One experiment's check, idempotent per (experiment, tick). Delivery policy: api/delivery.py."""
     from offerlab.service import sweeps  # noqa: PLC0415
@@ -115,3 +122,40 @@ def analyze_holdout(req: https_fn.CallableRequest) -> dict:
         return svc.analyze_holdout(store(), caller, p.cohort_id, p.metric)
 
     return handle(req, hm.AnalyzeHoldout, action, roles=[Role.EXPERIMENTER, Role.ANALYST])
+@https_fn.on_call(memory=256, timeout_sec=60)
+def acknowledge_alert(req: https_fn.CallableRequest) -> dict:
+    """The experiment's author or an admin (API.md §11); ledgered through the experiment's write path."""
+    from offerlab.api.experiments import AcknowledgeAlert  # noqa: PLC0415
+    from offerlab.service import alerts as svc  # noqa: PLC0415
+
+    def action(caller, p: AcknowledgeAlert):
+        return svc.acknowledge_alert(store(), caller, p.experiment_id, p.alert_id, p.comment)
+
+    return handle(req, AcknowledgeAlert, action, roles=[Role.EXPERIMENTER])
+
+
+RECONCILIATION_TOPIC = "aggregate-reconciliations"  # = service.reconciliation.TOPIC
+
+
+@scheduler_fn.on_schedule(schedule="every day 03:30", memory=256, timeout_sec=60)
+def aggregate_reconciliation(event: scheduler_fn.ScheduledEvent) -> None:
+    """Daily: fan out a sample of running experiments to on_aggregate_reconciliation."""
+    from offerlab.service import reconciliation  # noqa: PLC0415
+
+    published = reconciliation.aggregate_reconciliation(store(), event.schedule_time)
+    log.info("aggregate reconciliation %s: %d checks published", event.schedule_time.isoformat(), published)
+
+
+@pubsub_fn.on_message_published(topic=RECONCILIATION_TOPIC, retry=True, memory=512, timeout_sec=540)
+def on_aggregate_reconciliation(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
+    """One experiment recomputed from its users (paged) and compared with its shards; drift raises an alert."""
+    from offerlab.service import reconciliation  # noqa: PLC0415
+
+    def work(data: Any, message_id: str) -> None:
+        try:
+            result = reconciliation.handle_reconciliation_request(store(), data)
+        except ValueError as err:
+            raise PoisonMessage(str(err)[:300]) from None
+        log.info("aggregate reconciliation %s: %s", message_id, result.verdict.value)
+
+    deliver("aggregate reconciliation", event, work)

@@ -13,7 +13,8 @@ AREAS = ("analytics", "experiments", "holdouts", "ledger", "metrics", "money", "
 
 FUNCTIONS: dict[str, tuple[str, ...]] = {
     "analytics": ("analyze_experiment", "check_guardrails", "monitor_experiment", "guardrail_sweep",
-                  "kpi_snapshot", "on_guardrail_check", "on_kpi_snapshot", "analyze_holdout"),
+                  "kpi_snapshot", "on_guardrail_check", "on_kpi_snapshot", "analyze_holdout", "acknowledge_alert",
+                  "aggregate_reconciliation", "on_aggregate_reconciliation"),
     "experiments": ("create_experiment", "update_experiment", "submit_for_approval", "approve_experiment",
                     "reject_experiment", "start_experiment", "pause_experiment", "resume_experiment",
                     "complete_experiment", "kill_experiment", "ship_experiment", "unship_experiment"),

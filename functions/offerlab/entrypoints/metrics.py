@@ -24,7 +24,9 @@ FRAUD_TOPIC = "fraud-signals"
 KILL_SWITCH_TOPIC = "experiment-kill-switch"
 
 
-@pubsub_fn.on_message_published(topic=METRIC_TOPIC, retry=True)
+# One event: a few reads and one batch (the user's totals, its shard, the marker); 60 s covers the
+# compare-and-swap's bounded retries (store/aggregates.py).
+@pubsub_fn.on_message_published(topic=METRIC_TOPIC, retry=True, memory=256, timeout_sec=60)
 def ingest_offer_metric_event(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
     from offerlab.service import metrics as svc  # noqa: PLC0415 - keeps main's import light
 

@@ -13,7 +13,8 @@ correction touches plus the tail above the winsorizing cap.
 """
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from datetime import datetime
+from typing import Any, Iterable, Iterator, Protocol
 
 from offerlab.domain.metrics import Metric
 from offerlab.domain.user_rows import ARMS, UserRow, moments_from_rows
@@ -35,8 +36,17 @@ class AnalysisSource(Protocol):
     def user_rows(self, experiment: OfferExperiment) -> list[UserRow]:
         """Every exposed CONTROL/TREATMENT user (for corrections that look at individual users)."""
 
-    def fraud_scores(self, user_ids: Iterable[str], min_score: float) -> dict[str, float]:
-        """{userId: highest fraud score} of those of ``user_ids`` whose score is ≥ ``min_score``."""
+    def totals_pages(self, experiment: OfferExperiment, page_size: int = 1000, read_time: datetime | None = None
+                     ) -> Iterator[list[tuple[str, str, dict[str, Any] | None]]]:
+        """Every exposed user (any arm) in user-id order, a page at a time: (userId, arm, totals or None).
+        Memory is one page, whatever the population. ``read_time``: as the data was then (a snapshot)."""
+
+    def row_pages(self, experiment: OfferExperiment, page_size: int = 1000) -> Iterator[list[UserRow]]:
+        """The CONTROL/TREATMENT users of ``totals_pages`` as analysis rows, a page at a time."""
+
+    def fraud_scores(self, user_ids: Iterable[str] | None, min_score: float) -> dict[str, float]:
+        """{userId: highest fraud score} of those of ``user_ids`` (None: of every user) whose score is
+        ≥ ``min_score``: the flagged population, bounded by how many users are flagged."""
 
     def contaminated_users(self, experiment: OfferExperiment) -> set[str]:
         """Users contaminated by spillover (service/spillover.py)."""

@@ -1,7 +1,9 @@
 """analyze_experiment (API.md §3, Analytics): raw and bias-corrected results, stored once, never updated.
 
-    read (AnalysisSource) → per-user values and exclusion flags → stats.corrections.corrected_analysis
-    → SRM, dataQuality, recommendation (domain/analysis_rules.py) → one transaction: create the analysis
+    read (AnalysisSource.row_pages: pages of users, bounded memory) → per-user values and exclusion flags
+    → passes over the pages (service/paged_analysis.py: the exact cap, raw/filtered/winsorized sums)
+    → SRM, dataQuality, recommendation (domain/analysis_rules.py), always-valid ``sequential`` figures
+    → one transaction: create the analysis
 
 The analysis document is created with ``create`` under a new id: nothing ever updates it (rules deny
 clients; no function writes it twice); a second call makes a second analysis. Its creation is the event
@@ -16,8 +18,6 @@ before any data is read (the uncapped result is reported too).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -27,11 +27,12 @@ from offerlab import config
 from offerlab.domain.actors import Caller, Role
 from offerlab.domain import analysis_rules as rules
 from offerlab.domain.clock import utcnow
-from offerlab.domain.errors import InvalidArgument, PermissionDenied
+from offerlab.domain.errors import PermissionDenied
 from offerlab.domain.metrics import METRIC_KINDS, Metric, MetricKind
 from offerlab.domain.regional_policy import RegionalPolicy
 from offerlab.ledger.canonical import canonicalize
 from offerlab.service.analysis_source import ARMS, AnalysisSource, UserRow
+from offerlab.service.paged_analysis import Pages, digest_line, run_paged
 from offerlab.service.ports import Store
 from offerlab.store.documents import ExperimentAnalysis, OfferExperiment
 
@@ -82,33 +83,6 @@ class AnalysisInputs:
     control_user_ids: tuple[str, ...] | None = None
 
 
-def _restrict(rows: Sequence[UserRow], treatment_ids: Sequence[str] | None,
-              control_ids: Sequence[str] | None) -> list[UserRow]:
-    """Keep only the listed users of an arm whose list is given; every listed user must be an exposed user
-    of that arm (INVALID_ARGUMENT naming each bad entry otherwise)."""
-    if treatment_ids is None and control_ids is None:
-        return list(rows)
-    by_id = {r.user_id: r for r in rows}
-    problems: list[dict[str, str]] = []
-    wanted: dict[str, set[str]] = {}
-    for arm, ids, path in (("TREATMENT", treatment_ids, "treatmentUserIds"), ("CONTROL", control_ids, "controlUserIds")):
-        if ids is None:
-            continue
-        wanted[arm] = set(ids)
-        for index, user_id in enumerate(ids):
-            row = by_id.get(user_id)
-            if row is None:
-                problems.append({"path": f"{path}.{index}", "message": "not an exposed user of this experiment"})
-            elif row.arm != arm:
-                problems.append({"path": f"{path}.{index}", "message": f"the user is in {row.arm}, not {arm}"})
-    overlap = set(treatment_ids or ()) & set(control_ids or ())
-    if overlap:
-        problems.append({"path": "controlUserIds", "message": "a user is listed in both arms"})
-    if problems:
-        raise InvalidArgument("The request is invalid.", {"fields": problems[:50]})
-    return [r for r in rows if r.arm not in wanted or r.user_id in wanted[r.arm]]
-
-
 def exclusion_flags(row: UserRow, inputs: AnalysisInputs) -> dict[str, bool]:
     """Each documented exclusion reason for one user (docs/analytics.md)."""
     score = inputs.fraud_scores.get(row.user_id)
@@ -119,28 +93,6 @@ def exclusion_flags(row: UserRow, inputs: AnalysisInputs) -> dict[str, bool]:
         "spillover": row.user_id in inputs.contaminated,
         "regional_policy": inputs.settings.policy.excludes(inputs.experiment.offer_type, row.region),
     }
-
-
-def inputs_digest(inputs: AnalysisInputs, rows: Sequence[UserRow], flags: Sequence[dict[str, bool]]) -> str:
-    """sha256 over the canonical inputs: an RFC 8785 header (experiment, metric, settings, user lists), then
-    one compact JSON line per user in user-id order: [userId, arm, numerator, denominator, covariate,
-    fraudScore (null below the threshold), flags...]. Floats print as Python's shortest round-trip repr (deterministic)."""
-    header = {
-        "format": DIGEST_FORMAT, "experimentId": inputs.experiment.experiment_id, "metric": inputs.metric.value,
-        "offerType": inputs.experiment.offer_type.value, "treatmentPercentage": inputs.experiment.treatment_percentage,
-        "settings": inputs.settings.as_dict(),
-        "treatmentUserIds": sorted(inputs.treatment_user_ids) if inputs.treatment_user_ids is not None else None,
-        "controlUserIds": sorted(inputs.control_user_ids) if inputs.control_user_ids is not None else None,
-    }
-    digest = hashlib.sha256(canonicalize(_jsonable(header)))
-    for row, flag in zip(rows, flags):
-        num, den = row.value(inputs.metric)
-        score = inputs.fraud_scores.get(row.user_id)
-        score = score if score is not None and score >= inputs.settings.fraud_threshold else None
-        line = [row.user_id, row.arm, float(num), float(den), row.covariate(), score,
-                *[bool(flag[r]) for r in EXCLUSION_REASONS]]
-        digest.update(b"\n" + json.dumps(line, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-    return digest.hexdigest()
 
 
 def _jsonable(value: Any) -> Any:
@@ -173,80 +125,60 @@ def _interval(pair: Iterable[float]) -> list[float | None]:
     return [_pct(v) for v in pair]
 
 
-def _corrected(arm_rows: dict[str, list[tuple[UserRow, dict[str, bool]]]], metric: Metric,
-               settings: AnalysisSettings) -> Any:
-    """stats.corrections.corrected_analysis of one metric on the arms' rows and exclusion flags."""
-    import numpy as np  # noqa: PLC0415 - heavy: only analyses load it
-
-    from offerlab.stats.corrections import corrected_analysis  # noqa: PLC0415
-
-    kind = {MetricKind.MEAN: "mean", MetricKind.PROPORTION: "proportion", MetricKind.RATIO: "ratio"}[METRIC_KINDS[metric]]
-    per_arm: dict[str, dict[str, Any]] = {}
-    for arm in ARMS:
-        pairs = arm_rows[arm]
-        values = [r.value(metric) for r, _ in pairs]
-        per_arm[arm] = {
-            "y": np.fromiter((v[0] for v in values), dtype=np.float64, count=len(values)),
-            "den": np.fromiter((v[1] for v in values), dtype=np.float64, count=len(values)),
-            "cov": np.fromiter((r.covariate() for r, _ in pairs), dtype=np.float64, count=len(pairs)),
-            "flags": {reason: np.fromiter((f[reason] for _, f in pairs), dtype=bool, count=len(pairs))
-                      for reason in EXCLUSION_REASONS},
-        }
-    c, t = per_arm["CONTROL"], per_arm["TREATMENT"]
-    if kind == "ratio":
-        x_c, x_t = c["den"], t["den"]
-    elif kind == "mean" and (np.any(c["cov"] != 0) or np.any(t["cov"] != 0)):
-        x_c, x_t = c["cov"], t["cov"]  # CUPED on pre-exposure purchases (Deng et al. 2013)
-    else:
-        x_c = x_t = None
-    cap_percentile = settings.winsorize_percentile if kind == "mean" else None
-    return corrected_analysis(c["y"], t["y"], c["flags"], t["flags"], cap_percentile, alpha=settings.alpha,
-                              kind=kind, x_control=x_c, x_treatment=x_t)
+def family_metrics(experiment: OfferExperiment) -> list[Metric]:
+    """The experiment's PRIMARY and SECONDARY KPI metrics (Holm 1979 across them)."""
+    return [Metric(name) for name in dict.fromkeys(k.metric for k in experiment.kpis
+                                                    if k.type in ("PRIMARY", "SECONDARY")
+                                                    and k.metric in Metric._value2member_map_)]
 
 
-def _kpi_family(experiment: OfferExperiment, metric: Metric, result: Any,
-                arm_rows: dict[str, list[tuple[UserRow, dict[str, bool]]]], settings: AnalysisSettings) -> list[dict[str, Any]]:
-    """The experiment's PRIMARY and SECONDARY KPI metrics, each with its corrected p-value and the Holm
-    adjustment across them (Holm 1979; stats.frequentist.holm_adjust). Same users, same exclusions."""
-    from offerlab.stats.frequentist import holm_adjust  # noqa: PLC0415
-
-    metrics = list(dict.fromkeys(k.metric for k in experiment.kpis if k.type in ("PRIMARY", "SECONDARY")
-                                 and k.metric in Metric._value2member_map_))
-    if not metrics:
-        return []
-    p_values = []
-    for name in metrics:
-        p = result.corrected.p_value if name == metric.value else _corrected(arm_rows, Metric(name), settings).corrected.p_value
-        p_values.append(_finite(p))
-    valid = [i for i, p in enumerate(p_values) if p is not None]
-    adjusted = dict(zip(valid, holm_adjust([p_values[i] for i in valid]))) if valid else {}
-    return [{"metric": name, "pValue": p_values[i], "holmAdjustedPValue": adjusted.get(i)}
-            for i, name in enumerate(metrics)]
+def _digest_header(inputs: AnalysisInputs) -> bytes:
+    header = {
+        "format": DIGEST_FORMAT, "experimentId": inputs.experiment.experiment_id, "metric": inputs.metric.value,
+        "offerType": inputs.experiment.offer_type.value, "treatmentPercentage": inputs.experiment.treatment_percentage,
+        "settings": inputs.settings.as_dict(),
+        "treatmentUserIds": sorted(inputs.treatment_user_ids) if inputs.treatment_user_ids is not None else None,
+        "controlUserIds": sorted(inputs.control_user_ids) if inputs.control_user_ids is not None else None,
+    }
+    return canonicalize(_jsonable(header))
 
 
-def compute_analysis(inputs: AnalysisInputs) -> dict[str, Any]:
-    """The analysis as stored (without id, author and time): pure given ``inputs`` (numpy imported here)."""
-    from offerlab.stats.frequentist import srm_p_value  # noqa: PLC0415 - scipy.special: off the cold start
+def compute_analysis(inputs: AnalysisInputs, pages: Pages | None = None) -> dict[str, Any]:
+    """The analysis as stored (without id, author and time), from ``inputs`` and the users' ``pages``
+    (default: ``inputs.rows`` as one page). Exact per-user computation in passes over the pages with
+    bounded memory (service/paged_analysis.py); numpy is imported here, not on a cold start."""
+    from offerlab.stats.frequentist import holm_adjust, srm_p_value  # noqa: PLC0415 - scipy.special
+    from offerlab.stats.sequential import always_valid_lift  # noqa: PLC0415
 
     experiment, metric = inputs.experiment, inputs.metric
-    all_rows = list(inputs.rows)
-    rows = _restrict(all_rows, inputs.treatment_user_ids, inputs.control_user_ids)
-    flags = [exclusion_flags(r, inputs) for r in rows]
-    digest = inputs_digest(inputs, rows, flags)
+    pages = pages or (lambda: iter([list(inputs.rows)]))
+    family = family_metrics(experiment)
+    threshold = inputs.settings.fraud_threshold
 
-    arm_rows = {arm: [(r, f) for r, f in zip(rows, flags) if r.arm == arm] for arm in ARMS}
-    result = _corrected(arm_rows, metric, inputs.settings)
-    family = _kpi_family(experiment, metric, result, arm_rows, inputs.settings)
-    adjusted_p = next((k["holmAdjustedPValue"] for k in family if k["metric"] == metric.value), None)
+    def score(row: UserRow) -> float | None:
+        value = inputs.fraud_scores.get(row.user_id)
+        return value if value is not None and value >= threshold else None
 
-    n_raw = {arm: len(arm_rows[arm]) for arm in ARMS}
+    result = run_paged(
+        pages, metric=metric, family=family, flags_of=lambda r: exclusion_flags(r, inputs),
+        digest_line=lambda r, f: digest_line(r, f, metric, score(r)), digest_header=_digest_header(inputs),
+        percentile=inputs.settings.winsorize_percentile, alpha=inputs.settings.alpha,
+        treatment_ids=inputs.treatment_user_ids, control_ids=inputs.control_user_ids)
+
+    p_values = [_finite(result.corrected.p_value) if m is metric else _finite(result.family_p_values[m.value])
+                for m in family]
+    valid = [i for i, p in enumerate(p_values) if p is not None]
+    adjusted_all = dict(zip(valid, holm_adjust([p_values[i] for i in valid]))) if valid else {}
+    kpi_family = [{"metric": m.value, "pValue": p_values[i], "holmAdjustedPValue": adjusted_all.get(i)}
+                  for i, m in enumerate(family)]
+    adjusted_p = next((k["holmAdjustedPValue"] for k in kpi_family if k["metric"] == metric.value), None)
+
+    n_raw = dict(result.n_raw)
     n_kept = {arm: int(result.corrected.n_control if arm == "CONTROL" else result.corrected.n_treatment) for arm in ARMS}
     tp = experiment.treatment_percentage
-    all_counts = {arm: sum(1 for r in all_rows if r.arm == arm) for arm in ARMS}
+    all_counts = result.all_counts
     srm = srm_p_value(all_counts, {"CONTROL": 100.0 - tp, "TREATMENT": tp}) if sum(all_counts.values()) else None
-
-    combined = [f for f in flags if any(f.values())]
-    excluded = len(combined)
+    excluded = result.excluded
     differential = [{"type": d.type, "pValue": _finite(d.p_value), "flagged": bool(d.flagged), "method": d.method,
                      "excluded": d.excluded, "users": d.users} for d in result.differential_exclusion]
     adjustments = [dict(a) for a in result.adjustments]
@@ -261,6 +193,11 @@ def compute_analysis(inputs: AnalysisInputs) -> dict[str, Any]:
     if result.cap is not None:
         method += f"+winsorized_p{inputs.settings.winsorize_percentile:g}_nonzero"
     method += "+exclusions"
+    corrected = result.moments["corrected"]
+    kind = {MetricKind.MEAN: "mean", MetricKind.PROPORTION: "proportion", MetricKind.RATIO: "ratio"}[METRIC_KINDS[metric]]
+    sequential = always_valid_lift(corrected["CONTROL"], corrected["TREATMENT"], kind=kind,
+                                   alpha=inputs.settings.alpha).to_dict()
+    sequential["pValue"] = _finite(sequential.get("pValue"))
     return {
         "experiment_id": experiment.experiment_id, "metric": metric.value,
         "raw_percent_change": _pct(result.raw.relative_lift),
@@ -268,7 +205,9 @@ def compute_analysis(inputs: AnalysisInputs) -> dict[str, Any]:
         "p_value": _finite(result.corrected.p_value), "confidence_interval": interval,
         "sample_sizes": n_kept, "srm_p_value": _finite(srm) if srm is not None else None,
         "bias_adjustments": adjustments, "data_quality": quality.level, "recommendation": code, "method": method,
-        "inputs_digest": digest,
+        "inputs_digest": result.digest,
+        # API.md §11: always-valid figures (a confidence sequence), honest however often this is repeated.
+        "sequential": sequential,
         # Beyond API.md: what a reviewer needs to check the correction.
         "recommendation_reason": reason, "data_quality_reasons": list(quality.reasons),
         "desired_direction": direction, "raw_sample_sizes": n_raw, "excluded_users": excluded,
@@ -284,7 +223,8 @@ def compute_analysis(inputs: AnalysisInputs) -> dict[str, Any]:
         "differential_exclusion": differential,
         "differential_exclusion_flagged": bool(result.differential_exclusion_flagged),
         "settings": inputs.settings.as_dict(),
-        "holm_adjusted_p_value": adjusted_p, "kpi_family": family,
+        "holm_adjusted_p_value": adjusted_p, "kpi_family": kpi_family,
+        "analysis_passes": result.passes,
     }
 
 
@@ -322,15 +262,15 @@ def analyze_experiment(store: Store, caller: Caller, experiment_id: str, metric:
     _check_access(caller, experiment)
     settings = settings or settings_from_env()
     source = source or store.analysis_source()
-    rows = source.user_rows(experiment)
     inputs = AnalysisInputs(
-        experiment=experiment, metric=metric, rows=rows,
-        fraud_scores=source.fraud_scores((r.user_id for r in rows), settings.fraud_threshold),
+        experiment=experiment, metric=metric, rows=(),
+        # the flagged populations (bounded by how many users are flagged, not by the experiment's size)
+        fraud_scores=source.fraud_scores(None, settings.fraud_threshold),
         contaminated=source.contaminated_users(experiment), settings=settings,
         treatment_user_ids=tuple(treatment_user_ids) if treatment_user_ids is not None else None,
         control_user_ids=tuple(control_user_ids) if control_user_ids is not None else None,
     )
-    computed = compute_analysis(inputs)
+    computed = compute_analysis(inputs, lambda: source.row_pages(experiment))
     analysis = build_analysis(store.analyses.new_id(), caller.actor, computed)
     store.transaction(lambda uow: uow.analyses.create(analysis))
     return analysis

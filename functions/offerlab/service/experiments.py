@@ -60,14 +60,30 @@ def _definition(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_definition(author: str, approvers: list[str], start: datetime, end: datetime) -> None:
+def _check_definition(author: str, approvers: list[str], start: datetime, end: datetime,
+                      guardrails: list[Guardrail] | None = None, kpis: list[Kpi] | None = None,
+                      treatment_percentage: float | None = None) -> None:
     problems = []
     if author in approvers:
         problems.append({"path": "approvers", "message": "the author cannot approve their own experiment"})
     if end <= start:
         problems.append({"path": "plannedEndDate", "message": "must be after plannedStartDate"})
+    problems += comparison_problems(guardrails or [], kpis or [], treatment_percentage)
     if problems:
         raise InvalidArgument("The request is invalid.", {"fields": problems})
+
+
+def comparison_problems(guardrails: list[Guardrail], kpis: list[Kpi], treatment_percentage: float | None
+                        ) -> list[dict[str, str]]:
+    """A relative guardrail and a GUARDRAIL KPI compare TREATMENT with CONTROL (API.md §11): without
+    CONTROL traffic (every enrolled user in TREATMENT) there is nothing to compare with."""
+    if treatment_percentage is None or treatment_percentage < 100:
+        return []
+    message = "compares TREATMENT with CONTROL, but the experiment sends no traffic to CONTROL"
+    return ([{"path": f"guardrails.{i}.maxRelativeDelta", "message": message}
+             for i, g in enumerate(guardrails) if g.max_relative_delta is not None]
+            + [{"path": f"kpis.{i}.threshold", "message": message}
+               for i, k in enumerate(kpis) if k.type == "GUARDRAIL"])
 
 
 def _require_cohort(uow: UnitOfWork, cohort_id: str) -> None:
@@ -84,7 +100,8 @@ def create_experiment(store: Store, caller: Caller, request: Any) -> OfferExperi
         raise InvalidArgument("An experiment's author is identified by email: the token has none.",
                               {"fields": [{"path": "(token).email", "message": "required"}]})
     fields = _definition({name: getattr(request, name) for name in type(request).model_fields})
-    _check_definition(caller.email, fields["approvers"], fields["planned_start_date"], fields["planned_end_date"])
+    _check_definition(caller.email, fields["approvers"], fields["planned_start_date"], fields["planned_end_date"],
+                      fields.get("guardrails"), fields.get("kpis"), fields.get("treatment_percentage"))
     experiment_id = store.experiments.new_id()
     actor = actor_of(caller)
     salt = new_salt()
@@ -117,7 +134,8 @@ def update_experiment(store: Store, caller: Caller, request: Any) -> OfferExperi
 
     def change(experiment: OfferExperiment, transition: Transition, now: datetime):
         merged = experiment.model_copy(update=fields)
-        _check_definition(experiment.author, merged.approvers, merged.planned_start_date, merged.planned_end_date)
+        _check_definition(experiment.author, merged.approvers, merged.planned_start_date, merged.planned_end_date,
+                          merged.guardrails, merged.kpis, merged.treatment_percentage)
         voided = sorted(experiment.approvals)
         payload = {"changedFields": sorted(_camel(n) for n in fields), "approvalsVoided": voided}
         return {**fields, "approvals": {}, "status_reason": None}, payload

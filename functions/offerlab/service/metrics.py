@@ -1,12 +1,18 @@
 """Metric ingestion (API.md §5, §7) and fraud signals: event handlers, exactly once in effect.
 
 ``ingest_metric_event``: validate (domain/metrics.py); read the user's exposure(s) (written once, never
-changed); then, in ONE atomic batch with the creation of the ``("metric", eventId)`` marker
-(``apply_once_blind``), merge the event's delta into ``userMetricTotals/{experimentId}_{userId}`` of each
-experiment the event belongs to, as server-side increments: no read-modify-write, so concurrent events of
-one user never fight over locks. Only events at or after the user's first exposure count (earlier ones
-feed the CUPED covariate ``preExposure``); a user never exposed gets no totals. A redelivery's marker
-creation fails and nothing is written.
+changed); then, in ONE atomic batch with the creation of the ``("metric", eventId)`` marker, write the
+event's delta into ``userMetricTotals/{experimentId}_{userId}`` of each experiment the event belongs to and
+the change of the user's terms into the experiment's streamed per-arm sums (experimentAggregates): a
+compare-and-swap on the user's totals, no lock held, so concurrent events of one user retry rather than
+deadlock and events of different users never meet (store/aggregates.py; the exactness argument is in
+domain/aggregates.py). Only events at or after the user's first exposure count (earlier ones feed the CUPED
+covariate ``preExposure``); a user never exposed gets no totals. A redelivery's marker creation fails and
+nothing is written.
+
+``record_fraud_signal``: a user whose highest score reaches the fraud threshold is moved out of the kept
+sums of every experiment they were exposed to, on every delivery (idempotent), so a signal arriving before,
+between or after their events excludes them exactly once.
 
 Handlers never raise for bad data: they return an ``Outcome`` the entry point logs (ack, no retry).
 """
@@ -21,8 +27,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from offerlab.domain import metrics as rules
+from offerlab.domain.aggregates import UserChange
 from offerlab.domain.clock import parse_rfc3339, utcnow
 from offerlab.domain.ids import DocumentId
+from offerlab.service.aggregation import exclude_user, spec_for
+from offerlab.service.analytics import settings_from_env
 from offerlab.service.ports import Store, UnitOfWork
 from offerlab.store.documents import FraudScore
 
@@ -63,11 +72,13 @@ def ingest_metric_event(store: Store, data: Any) -> Outcome:
         exposures = store.exposures.of_user(event.user_id)
     touched = [e.experiment_id for e in exposures]
     now = utcnow()
-    deltas = [(exposure.experiment_id, event.user_id,
-               {"experimentId": exposure.experiment_id, "userId": event.user_id, "arm": exposure.arm,
-                "firstExposedAt": exposure.first_exposed_at, "updatedAt": now},
-               rules.event_delta(event, exposure.first_exposed_at)) for exposure in exposures]
-    if not store.metric_totals.apply_once(event.event_id, deltas):
+    changes = [UserChange(
+        experiment_id=exposure.experiment_id, user_id=event.user_id, arm=exposure.arm,
+        identity={"experimentId": exposure.experiment_id, "userId": event.user_id, "arm": exposure.arm,
+                  "firstExposedAt": exposure.first_exposed_at, "updatedAt": now},
+        delta=rules.event_delta(event, exposure.first_exposed_at),
+        spec=spec_for(store.definitions.get(exposure.experiment_id))) for exposure in exposures]
+    if not store.metric_totals.apply_once(event.event_id, changes):
         return Outcome(Status.DUPLICATE)
     if not touched:
         return Outcome(Status.NOT_EXPOSED)
@@ -122,4 +133,10 @@ def record_fraud_signal(store: Store, data: Any, message_id: str) -> Outcome:
             updated_at=utcnow(),
         ))
 
-    return Outcome(Status.APPLIED if store.apply_once(FRAUD_SCOPE, message_id, effect) else Status.DUPLICATE)
+    applied = store.apply_once(FRAUD_SCOPE, message_id, effect)
+    # Every delivery re-applies the exclusion (idempotent): a first delivery that recorded the score and
+    # failed before flagging the user's totals is repaired by the redelivery.
+    stored = store.fraud_scores.find(signal.user_id)
+    if stored is not None and stored.max_score >= settings_from_env().fraud_threshold:
+        exclude_user(store, signal.user_id, "fraud")
+    return Outcome(Status.APPLIED if applied else Status.DUPLICATE)

@@ -10,6 +10,8 @@ Who gets what (the rules are domain/program.py's, compiled into the cached views
   not serve → NOT_ENROLLED, reason ``region``; a member of any cohort covering it → HOLDOUT with the status
   quo; outside the coverage → NOT_ENROLLED; else TREATMENT (``offerConfig``) or CONTROL (``controlConfig``).
   A shipped offer: a region it may not serve → NOT_ENROLLED; its covering-cohort members → HOLDOUT.
+* RUNNING past its ``plannedEndDate``: NOT_ENROLLED with the status quo, ``reason: "ended"``, nobody
+  exposed (API.md §11).
 * Pre-enrolment rules (API.md §13, domain/eligibility.py), for an experiment that has any: the user's first
   decision is recorded (an exposure, or an ``offerRefusals`` document) and kept for the experiment's life:
   a user refused stays out (reason ``region`` or ``audience``), an enrolled user keeps their arm (but is
@@ -45,6 +47,7 @@ from offerlab.domain.holdouts import CohortView
 from offerlab.domain.iso import normalize_code
 from offerlab.domain.placements import DEFAULT_PLACEMENT
 from offerlab.domain.program import ExperimentRule, OfferReason, ShippedRule, contaminating, program_id
+from offerlab.domain.types import ExperimentStatus
 from offerlab.domain.reference_price import Served, judge, served_price, shown_as_discount, window
 from offerlab.service.holdouts import record_first_evaluation
 from offerlab.service.ports import Store, UnitOfWork
@@ -55,7 +58,12 @@ EXPOSED_ARMS = frozenset({Arm.HOLDOUT, Arm.CONTROL, Arm.TREATMENT})
 # Answers that are not part of the program's population (a running experiment's traffic, a shipped offer):
 # the experiment is not running, the user is outside its traffic, or kept out before enrolment.
 _UNCOVERED = frozenset({OfferReason.NOT_RUNNING, OfferReason.NOT_IN_TRAFFIC, OfferReason.REGION,
-                        OfferReason.AUDIENCE})
+                        OfferReason.AUDIENCE, OfferReason.ENDED})
+
+
+def _ended(view: OfferView) -> bool:
+    return view.status is ExperimentStatus.RUNNING and view.planned_end_date is not None \
+        and utcnow() >= view.planned_end_date
 
 
 def _target_user(caller: Caller, user_id: str | None) -> str:
@@ -216,8 +224,11 @@ def get_offer(store: Store, caller: Caller, user_id: str | None, experiment_id: 
         placed = store.offer_views.placement(placement or DEFAULT_PLACEMENT)
         arm, reason, rule = placed.rule.decide(user, region)
         view = placed.views.get(rule.experiment_id) if rule is not None else None
+    if isinstance(rule, ExperimentRule) and view is not None and _ended(view) and reason is not OfferReason.NOT_IN_TRAFFIC:
+        # API.md §11: past its plannedEndDate a RUNNING experiment enrolls nobody and exposes nobody.
+        arm, reason = Arm.NOT_ENROLLED, OfferReason.ENDED
     if isinstance(rule, ExperimentRule) and view is not None and rule.eligibility.has_rules \
-            and reason not in (OfferReason.NOT_RUNNING, OfferReason.NOT_IN_TRAFFIC):
+            and reason not in (OfferReason.NOT_RUNNING, OfferReason.NOT_IN_TRAFFIC, OfferReason.ENDED):
         arm, reason = _first_decision(store, view, rule, user, arm, reason, region, subscriber)
     if rule is not None and view is not None:
         _record(store, view, rule, user, arm, reason, region)

@@ -11,11 +11,11 @@ actions and the kill switch are unit-tested without an emulator. Only ``store/``
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Protocol, TypeVar
+from typing import Any, Callable, Iterable, Protocol, Sequence, TypeVar
 
 from offerlab.domain.eligibility import FirstDecision
 from offerlab.domain.holdouts import CohortView
-from offerlab.domain.metrics import TotalsDelta
+from offerlab.domain.aggregates import UserChange
 from offerlab.domain.types import CohortStatus, ExperimentStatus
 from offerlab.store.experiment_cache import OfferView, PlacementView
 from offerlab.store.documents import (
@@ -99,6 +99,11 @@ class AlertRepository(Protocol):
     def open_for(self, experiment_id: str, limit: int = 20) -> list[dict[str, Any]]:
         """Unacknowledged alerts of the experiment."""
 
+    def get(self, alert_id: str) -> dict[str, Any] | None: ...
+
+    def acknowledge(self, alert_id: str, fields: dict[str, Any]) -> None:
+        """Merge the acknowledgement's fields into the alert (``acknowledged: true``, who, when, why)."""
+
 
 class AnalysisRepository(Protocol):
     def new_id(self) -> str: ...
@@ -162,7 +167,8 @@ class ExposureLog(Protocol):
 
     def of_user(self, user_id: str) -> list[ExperimentExposure]: ...
 
-    def count_by_arm(self, experiment_id: str) -> dict[str, int]: ...
+    def count_by_arm(self, experiment_id: str, read_time: Any = None) -> dict[str, int]:
+        """Exposures per arm by aggregation count queries (``read_time``: as of then)."""
 
 
 class OfferViews(Protocol):
@@ -206,10 +212,35 @@ class HoldoutRecords(Protocol):
 
 
 class MetricTotals(Protocol):
-    def apply_once(self, event_id: str, deltas: list[tuple[str, str, dict[str, Any], TotalsDelta]]) -> bool:
-        """Merge each ``(experimentId, userId, identity, delta)`` into the user's totals with blind,
-        commutative writes, atomically with the creation of the event's processed marker; False (and
+    """Per-user totals (userMetricTotals) and the streamed per-arm sums they feed (experimentAggregates):
+    written only through these two methods, which keep the sums exact (domain/aggregates.py)."""
+
+    def apply_once(self, event_id: str, changes: Sequence[UserChange]) -> bool:
+        """Apply each change to its user's totals and its shard's sums, atomically with the creation of
+        the event's processed marker (a compare-and-swap per user, store/aggregates.py); False (and
         nothing written) when the event was processed before."""
+
+    def apply_flags(self, changes: Sequence[UserChange]) -> None:
+        """Set exclusion flags (idempotent: a flag set before changes nothing), moving the users out of
+        the kept sums."""
+
+    def find(self, experiment_id: str, user_id: str) -> dict[str, Any] | None: ...
+
+
+class Aggregates(Protocol):
+    """The streamed per-arm sums of an experiment: a bounded number of shard documents."""
+
+    def read(self, experiment_id: str, read_time: Any = None) -> list[dict[str, Any]]:
+        """Every shard document of the experiment (at most 3 arms × SHARDS); ``read_time``: as of then."""
+
+    def reads(self) -> int:
+        """Documents read by ``read`` so far in this process (the benchmark counts them)."""
+
+
+class ExperimentDefinitions(Protocol):
+    """Experiments as ingestion needs them, cached: what streams never changes once an experiment runs."""
+
+    def get(self, experiment_id: str) -> OfferExperiment: ...
 
 
 class EligibilityRecords(Protocol):
@@ -265,6 +296,8 @@ class Store(UnitOfWork, Protocol):
     offer_views: OfferViews
     holdout_records: HoldoutRecords
     metric_totals: MetricTotals
+    aggregates: Aggregates
+    definitions: ExperimentDefinitions
     snapshots: Snapshots
     messages: Messages
     eligibility: EligibilityRecords

@@ -29,7 +29,9 @@ from offerlab.domain.fanout import tick_stamp
 from offerlab.domain.lifecycle import TERMINAL, Command, check_actor
 from offerlab.domain.rollout_plan import PlanCommand, plan_step
 from offerlab.domain.types import ExperimentStatus, RolloutStatus
-from offerlab.service.guardrails import check_experiment
+from offerlab.service import aggregation
+from offerlab.service.aggregation import Streamed
+from offerlab.service.guardrails import check_experiment, guardrail_metrics, srm_p
 from offerlab.service.ports import Store, UnitOfWork
 from offerlab.service.transitions import transition_experiment_and_plan, write_plan_step
 from offerlab.store.documents import OfferExperiment, RolloutPlan, RolloutStage
@@ -66,30 +68,27 @@ def requirements_of(stage: RolloutStage) -> rules.StageRequirements:
     )
 
 
-def guardrail_breaches(store: Store, experiment: OfferExperiment) -> tuple[rules.GuardrailBreach, ...]:
+def guardrail_breaches(store: Store, experiment: OfferExperiment, streamed: Streamed | None = None
+                       ) -> tuple[rules.GuardrailBreach, ...]:
     """The guardrail evaluation of check_guardrails/monitor_experiment (service/guardrails.py), so the
     rollout gate and they never disagree. It needs enough treatment users before it can call a breach;
     until then the guardrail counts as met."""
-    checks = check_experiment(experiment, store.analysis_source())
+    checks = check_experiment(store, experiment, streamed)
     return tuple(rules.GuardrailBreach(c.kpi_name, c.metric, c.observed if c.observed is not None else float("nan"),
                                        c.threshold, c.direction) for c in checks if c.breached)
 
 
 def gather_facts(store: Store, plan: RolloutPlan, experiment: OfferExperiment, now: datetime) -> rules.StageFacts:
-    """The evidence for the plan's current stage at ``now`` (non-transactional reads)."""
+    """The evidence for the plan's current stage at ``now`` (non-transactional reads): the experiment's
+    streamed shards (exposures and guardrails, one bounded read) and its open alerts (at most 20)."""
     index = plan.current_stage_index or 0
     stage = plan.stages[index]
-    counts = store.exposures.count_by_arm(experiment.experiment_id)
-    srm = None
-    if stage.require_no_srm and counts.get("CONTROL", 0) + counts.get("TREATMENT", 0) > 0:
-        from offerlab.stats.frequentist import srm_p_value  # noqa: PLC0415 - scipy: heavy, only here
-
-        t = experiment.treatment_percentage
-        srm = srm_p_value({"CONTROL": counts.get("CONTROL", 0), "TREATMENT": counts.get("TREATMENT", 0)},
-                          {"CONTROL": 100.0 - t, "TREATMENT": t})
+    data = aggregation.streamed(store, experiment)
+    counts = dict(data.stats.exposures)
+    srm = srm_p(counts, experiment.treatment_percentage) if stage.require_no_srm else None
     breaches: tuple[rules.GuardrailBreach, ...] = ()
-    if stage.require_no_guardrail_violation and experiment.guardrails:
-        breaches = guardrail_breaches(store, experiment)
+    if stage.require_no_guardrail_violation and guardrail_metrics(experiment):
+        breaches = guardrail_breaches(store, experiment, data)
     issues: tuple[str, ...] = ()
     if stage.require_no_open_issues:
         issues = tuple(_describe_alert(a) for a in store.alerts.open_for(experiment.experiment_id))

@@ -1,8 +1,9 @@
 """kpi_snapshot (hourly, API.md §6): per-arm sufficient statistics of every metric, per experiment.
 
 ``experimentSnapshots/{experimentId}_{tickId}``: for each metric of API.md §7 and each arm, the
-``MomentStats`` sums (n, Σy, Σy², and for ratio metrics Σx, Σx², Σxy with x the denominator), plus the
-exposures per arm. Sums are what later analyses and dashboards combine (a difference of two snapshots
+``MomentStats`` sums of the kept users (n, Σy, Σy², Σx, Σx², Σxy with x the ratio denominator or the CUPED
+covariate), read from the streamed shards (service/aggregation.py: a bounded read), plus the exposures per
+arm. Sums are what later analyses and dashboards combine (a difference of two snapshots
 is the window between them). The hourly tick fans out one message per experiment (topic ``kpi-snapshots``,
 handler ``on_kpi_snapshot``), so one experiment failing or slow never delays the others. Created once per
 tick (``create``): a tick delivered twice, or the worker's health-probe run, writes nothing twice.
@@ -18,7 +19,8 @@ from offerlab.domain.errors import NotFound
 from offerlab.domain.fanout import parse_check_message, tick_id, tick_stamp
 from offerlab.domain.metrics import Metric
 from offerlab.domain.types import ExperimentStatus
-from offerlab.service.analysis_source import AnalysisSource
+from offerlab.service import aggregation
+from offerlab.service.aggregation import Streamed
 from offerlab.service.ports import Store
 from offerlab.store.documents import ExperimentSnapshot, OfferExperiment
 
@@ -28,10 +30,11 @@ SNAPSHOT_STATUSES = (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED)
 SNAPSHOT_TOPIC = "kpi-snapshots"
 
 
-def snapshot_of(experiment: OfferExperiment, at: datetime, source: AnalysisSource) -> ExperimentSnapshot:
-    moments = source.arm_moments(experiment, list(Metric))
+def snapshot_of(experiment: OfferExperiment, at: datetime, data: Streamed) -> ExperimentSnapshot:
+    """The streamed sums of the kept users at ``at`` (a bounded read: service/aggregation.py)."""
+    moments = data.stats.arm_moments(data.spec, list(Metric))
     return ExperimentSnapshot(
-        experiment_id=experiment.experiment_id, taken_at=at, exposures=source.exposures(experiment),
+        experiment_id=experiment.experiment_id, taken_at=at, exposures=dict(data.stats.exposures),
         metrics={metric: {arm: stats.to_dict() for arm, stats in by_arm.items()} for metric, by_arm in moments.items()},
         tick_id=tick_id(at), status=experiment.status.value, coverage=experiment.coverage,
     )
@@ -63,7 +66,7 @@ def take_snapshot(store: Store, experiment_id: str, at: datetime) -> str:
         return SnapshotOutcome.SKIPPED
     if experiment.status not in SNAPSHOT_STATUSES:
         return SnapshotOutcome.SKIPPED
-    snapshot = snapshot_of(experiment, at, store.analysis_source())
+    snapshot = snapshot_of(experiment, at, aggregation.streamed(store, experiment))
     return SnapshotOutcome.WRITTEN if store.snapshots.create(tick, snapshot) else SnapshotOutcome.EXISTING
 
 

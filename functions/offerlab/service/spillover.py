@@ -15,6 +15,7 @@ from offerlab.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from offerlab.domain.holdouts import CohortView
 from offerlab.domain.spillover import ExperimentView, SpilloverDecision, decide
 from offerlab.domain.types import SpilloverChannel
+from offerlab.service.aggregation import exclude_user
 from offerlab.service.holdouts import record_first_evaluation
 from offerlab.service.ports import Store, UnitOfWork
 from offerlab.store.documents import HoldoutContamination, HoldoutSpilloverEvent
@@ -113,4 +114,11 @@ def mark_contamination(store: Store, event_id: str, data: dict[str, Any] | None)
         created[0] = len(missing)
 
     store.apply_once(CONTAMINATION_SCOPE, event_id, effect)
+    # On every delivery (idempotent): the contaminated user leaves the kept streamed sums of the
+    # experiment, or of the experiments whose holdout cohort the contamination is in.
+    for scope, record in records:
+        if record.experiment_id is not None:
+            exclude_user(store, record.user_id, "spillover", [record.experiment_id])
+        elif record.cohort_id is not None:
+            exclude_user(store, record.user_id, "spillover", cohort_id=record.cohort_id)
     return created[0]

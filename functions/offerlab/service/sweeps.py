@@ -67,7 +67,9 @@ def handle_guardrail_check(store: Store, data: Any) -> CheckOutcome:
         return CheckOutcome(CheckStatus.SKIPPED, reason="no such experiment")
     if experiment.status is not ExperimentStatus.RUNNING:
         return CheckOutcome(CheckStatus.SKIPPED, reason=f"the experiment is {experiment.status.value}")
-    checks = guardrails.check_experiment(experiment, store.analysis_source())
+    if guardrails.past_planned_end(experiment, at):
+        raise_planned_end_alert(store, experiment, at)
+    checks = guardrails.check_experiment(store, experiment)
     violations = [c for c in checks if c.breached]
     if not violations:
         return CheckOutcome(CheckStatus.NO_VIOLATION)
@@ -83,3 +85,28 @@ def handle_guardrail_check(store: Store, data: Any) -> CheckOutcome:
         return CheckOutcome(CheckStatus.ALREADY_PROCESSED)
     action = taken[0] if taken else None
     return CheckOutcome(CheckStatus.ACTED, action=action.value if action else guardrails.NO_ACTION)
+
+
+PLANNED_END_SCOPE = "planned-end"
+PLANNED_END_ALERT = "PLANNED_END_PASSED"
+
+
+def planned_end_alert_id(experiment_id: str) -> str:
+    return f"planned_end_{experiment_id}"
+
+
+def raise_planned_end_alert(store: Store, experiment: Any, at: datetime) -> bool:
+    """API.md §11: a RUNNING experiment past its plannedEndDate raises an alert (once; it stays open, and
+    blocks the rollout, until acknowledged; monitor_experiment reports the issue until it is completed).
+    get_offer already enrolls nobody past the date (service/offers.py, ``reason: "ended"``)."""
+    alert = planned_end_alert_id(experiment.experiment_id)
+
+    def effect(uow: UnitOfWork) -> None:
+        uow.alerts.create(alert, {
+            "alertId": alert, "type": PLANNED_END_ALERT, "severity": "WARNING", "experimentId": experiment.experiment_id,
+            "chainId": experiment.experiment_id, "plannedEndDate": experiment.planned_end_date,
+            "reason": "The experiment is past its planned end date: it enrolls nobody; complete it.",
+            "actor": guardrails.MONITOR_ACTOR, "detectedAt": at, "raisedAt": at, "acknowledged": False,
+        })
+
+    return store.apply_once(PLANNED_END_SCOPE, experiment.experiment_id, effect)

@@ -54,6 +54,10 @@ class LiftResult:
     se_absolute: float = math.nan
     se_relative: float = math.nan
     alpha: float = 0.05
+    p_value_relative: float = math.nan
+    """Two-sided p-value of H0: relative lift 0 by the delta method, z = (t/c − 1)/SE_rel with the same
+    Welch df (gbstats reports this one for relative effects). It tests the same null as ``p_value``
+    on another scale and differs from it at finite n: report ``p_value`` for the absolute lift."""
 
     def to_dict(self) -> dict[str, object]:
         """camelCase, JSON-friendly (tuples become lists) for storage."""
@@ -72,6 +76,7 @@ class LiftResult:
             "seAbsolute": self.se_absolute,
             "seRelative": self.se_relative,
             "alpha": self.alpha,
+            "pValueRelative": self.p_value_relative,
         }
 
 
@@ -154,10 +159,12 @@ def compare_estimates(
                    + unit_var_control * mean_treatment**2 / (mean_control**4 * n_control))
         se_rel = math.sqrt(var_rel)
         ci_rel = (relative - crit * se_rel, relative + crit * se_rel)
+        p_rel = two_sided_p_value(relative / se_rel, df) if se_rel > 0 else (1.0 if relative == 0 else 0.0)
     else:  # relative lift against a zero baseline is undefined
-        relative, se_rel, ci_rel = math.nan, math.nan, nan_pair
+        relative, se_rel, ci_rel, p_rel = math.nan, math.nan, nan_pair, math.nan
     return LiftResult(mean_control, mean_treatment, diff, relative, ci_abs, ci_rel, p_value, df, method,
-                      n_control, n_treatment, se_absolute=se, se_relative=se_rel, alpha=alpha)
+                      n_control, n_treatment, se_absolute=se, se_relative=se_rel, alpha=alpha,
+                      p_value_relative=p_rel)
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,7 +232,7 @@ def cuped_test(control: MomentStats, treatment: MomentStats, *, alpha: float = 0
     if not _pooled_sxx(control, treatment) > 0:
         return welch_test(control, treatment, alpha=alpha)
     theta = cuped_theta(control, treatment)
-    pooled_x = (control.sum_x + treatment.sum_x) / (control.n + treatment.n)
+    pooled_x = (control.total_x + treatment.total_x) / (control.n + treatment.n)
 
     def adjusted(stats: MomentStats) -> tuple[float, float]:
         mean = stats.mean - theta * (stats.mean_x - pooled_x)
@@ -305,3 +312,156 @@ def holm_adjust(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p_values[index]))
         adjusted[index] = running
     return adjusted
+
+
+def benjamini_hochberg_adjust(p_values: Sequence[float]) -> list[float]:
+    """Benjamini–Hochberg step-up adjusted p-values (q-values), in input order (Benjamini & Hochberg
+    1995, "Controlling the false discovery rate", JRSS B 57(1)):
+        p̃_(i) = min_{j ≥ i} min(1, m·p_(j)/j) over the ascending order.
+    Controls the false discovery rate among the rejected hypotheses (independent or positively
+    dependent p-values, Benjamini & Yekutieli 2001). Used for the SECONDARY KPIs of an experiment,
+    which inform rather than decide; the launch decision (PRIMARY KPI, and any family that must not
+    contain a single false claim) uses Holm (``holm_adjust``, family-wise error)."""
+    m = len(p_values)
+    if any(not 0.0 <= p <= 1.0 for p in p_values):  # also rejects NaN
+        raise ValueError("p-values must lie in [0, 1]")
+    order = sorted(range(m), key=lambda i: p_values[i], reverse=True)
+    adjusted = [0.0] * m
+    running = 1.0
+    for k, index in enumerate(order):
+        rank = m - k  # 1-based ascending rank
+        running = min(running, m * p_values[index] / rank)
+        adjusted[index] = min(1.0, running)
+    return adjusted
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionalTest:
+    """One-sided inference for a KPI with a direction (INCREASE: H1 treatment > control; DECREASE:
+    H1 treatment < control). MAINTAIN has no side: use the two-sided ``LiftResult``."""
+
+    direction: str
+    p_value: float
+    """One-sided p-value of the absolute lift (Welch t, lower tail computed directly: no 1 − cdf)."""
+    p_value_relative: float
+    """One-sided p-value of the relative lift (delta method)."""
+    bound_absolute: float
+    """One-sided (1 − alpha) bound: a lower bound for INCREASE, an upper bound for DECREASE."""
+    bound_relative: float
+
+
+def directional_test(lift: LiftResult, direction: str, *, alpha: float | None = None) -> DirectionalTest:
+    """One-sided p-values and bounds from a ``LiftResult`` (same estimate, SE and Welch df):
+    p = P(T_df ≥ t) for INCREASE, P(T_df ≤ t) for DECREASE (Student 1908; Welch 1947)."""
+    if direction not in ("INCREASE", "DECREASE"):
+        raise ValueError(f"a one-sided test needs direction INCREASE or DECREASE, got {direction!r}")
+    alpha = lift.alpha if alpha is None else alpha
+    sign = 1.0 if direction == "INCREASE" else -1.0
+    df = lift.df
+
+    def tail(estimate: float, se: float) -> float:
+        if math.isnan(estimate) or math.isnan(se):
+            return math.nan
+        if se == 0:
+            return 0.0 if sign * estimate > 0 else 1.0
+        t = sign * estimate / se
+        return float(special.ndtr(-t)) if math.isinf(df) else float(special.stdtr(df, -t))
+
+    crit = critical_value(2 * alpha, df)  # the (1 − alpha) quantile
+
+    def bound(estimate: float, se: float) -> float:
+        return estimate - sign * crit * se
+
+    return DirectionalTest(direction, tail(lift.absolute_lift, lift.se_absolute),
+                           tail(lift.relative_lift, lift.se_relative),
+                           bound(lift.absolute_lift, lift.se_absolute), bound(lift.relative_lift, lift.se_relative))
+
+
+# --------------------------------------------------------------------------------------------
+# CUPED for ratio metrics
+
+
+_RATIO_CUPED_VARS = ("y", "x", "y_pre", "x_pre")
+
+
+@dataclass(frozen=True, slots=True)
+class RatioCovariateStats:
+    """Sufficient statistics of a ratio metric with its pre-exposure ratio as covariate, one arm:
+    n, the sums of y, x (numerator, denominator in the experiment window), y_pre, x_pre (the same
+    before exposure), and the 10 sums of pairwise products, all of values shifted by ``shifts``
+    (fixed per metric; 0 = raw). Summable by field-wise addition when the shifts agree, like
+    ``MomentStats`` (gbstats ``RegressionAdjustedRatioStatistic`` keeps the same sums)."""
+
+    n: int
+    sums: tuple[float, float, float, float]
+    products: tuple[float, ...]
+    """Σ(a−K_a)(b−K_b) for the pairs (y,y) (y,x) (y,y_pre) (y,x_pre) (x,x) (x,y_pre) (x,x_pre)
+    (y_pre,y_pre) (y_pre,x_pre) (x_pre,x_pre)."""
+    shifts: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+    @classmethod
+    def from_arrays(cls, y, x, y_pre, x_pre, *, shifts: tuple[float, float, float, float] | None = None
+                    ) -> RatioCovariateStats:
+        import numpy as np
+
+        cols = [np.asarray(a, dtype=np.float64) for a in (y, x, y_pre, x_pre)]
+        if len({c.shape for c in cols}) != 1:
+            raise ValueError("y, x, y_pre and x_pre must be aligned per user")
+        if shifts is None:
+            shifts = tuple(float(c[0]) if c.size else 0.0 for c in cols)  # type: ignore[assignment]
+        d = [c - k for c, k in zip(cols, shifts)]  # type: ignore[arg-type]
+        products = tuple(float(np.dot(d[i], d[j])) for i in range(4) for j in range(i, 4))
+        return cls(int(cols[0].size), tuple(float(v.sum()) for v in d), products, tuple(shifts))  # type: ignore[arg-type]
+
+    def __add__(self, other: RatioCovariateStats) -> RatioCovariateStats:
+        if self.shifts != other.shifts:
+            raise ValueError("merge ratio-covariate statistics with the same shifts (fixed per metric)")
+        return RatioCovariateStats(self.n + other.n, tuple(a + b for a, b in zip(self.sums, other.sums)),  # type: ignore[arg-type]
+                                   tuple(a + b for a, b in zip(self.products, other.products)), self.shifts)
+
+    def mean(self, i: int) -> float:
+        return self.shifts[i] + self.sums[i] / self.n
+
+    def cov(self, i: int, j: int) -> float:
+        """Sample covariance (ddof = 1), shift-invariant."""
+        i, j = min(i, j), max(i, j)
+        index = [(a, b) for a in range(4) for b in range(a, 4)].index((i, j))
+        return (self.products[index] - self.sums[i] * self.sums[j] / self.n) / (self.n - 1)
+
+
+def _ratio_influence(stats: RatioCovariateStats) -> tuple[float, float, float, float, float]:
+    """(R, R_pre, Var ℓ, Var ℓ', Cov(ℓ, ℓ')) with the linearised per-user influences
+    ℓ = (y − R·x)/x̄ and ℓ' = (y' − R'·x')/x̄' (delta method for ratios, Deng, Knoblich & Lu 2018):
+    R̂ − R ≈ mean(ℓ), so Var(R̂) ≈ Var(ℓ)/n and Cov(R̂, R̂') ≈ Cov(ℓ, ℓ')/n."""
+    y, x, yp, xp = 0, 1, 2, 3
+    r, rp = stats.mean(y) / stats.mean(x), stats.mean(yp) / stats.mean(xp)
+    mx, mxp = stats.mean(x), stats.mean(xp)
+    c = stats.cov
+    var_l = (c(y, y) - 2 * r * c(y, x) + r * r * c(x, x)) / (mx * mx)
+    var_lp = (c(yp, yp) - 2 * rp * c(yp, xp) + rp * rp * c(xp, xp)) / (mxp * mxp)
+    cov_ll = (c(y, yp) - rp * c(y, xp) - r * c(x, yp) + r * rp * c(x, xp)) / (mx * mxp)
+    return r, rp, var_l, var_lp, cov_ll
+
+
+def ratio_cuped_test(control: RatioCovariateStats, treatment: RatioCovariateStats, *,
+                     alpha: float = 0.05) -> LiftResult:
+    """CUPED for a ratio metric in Deng's regression form (Deng, Xu, Kohavi & Walker 2013, §3.3, with
+    the delta-method linearisation of Deng, Knoblich & Lu 2018): the covariate of the ratio R = Σy/Σx
+    is its own pre-exposure ratio R' = Σy'/Σx'. On the linearised influences ℓ, ℓ' the adjustment is
+    ordinary CUPED:
+        θ = Σ_arms (n−1)Cov(ℓ, ℓ') / Σ_arms (n−1)Var(ℓ')      (pooled within arms: the OLS slope of ℓ on ℓ'
+                                                             with an arm dummy)
+        R̂_adj = R̂ − θ·(R̂' − R̂'_pooled),  per-user variance Var ℓ − 2θ·Cov(ℓ, ℓ') + θ²·Var ℓ'.
+    The absolute lift is (R̂_t − R̂_c) − θ(R̂'_t − R̂'_c). Without covariate variance it is the plain
+    delta-method ratio test."""
+    r_c, rp_c, vl_c, vlp_c, cl_c = _ratio_influence(control)
+    r_t, rp_t, vl_t, vlp_t, cl_t = _ratio_influence(treatment)
+    sxx = (control.n - 1) * vlp_c + (treatment.n - 1) * vlp_t
+    theta = ((control.n - 1) * cl_c + (treatment.n - 1) * cl_t) / sxx if sxx > 0 else 0.0
+    pooled_pre = (control.mean(2) * control.n + treatment.mean(2) * treatment.n) / (
+        control.mean(3) * control.n + treatment.mean(3) * treatment.n)
+    adj_c = r_c - theta * (rp_c - pooled_pre)
+    adj_t = r_t - theta * (rp_t - pooled_pre)
+    v_c = max(vl_c - 2 * theta * cl_c + theta * theta * vlp_c, 0.0)
+    v_t = max(vl_t - 2 * theta * cl_t + theta * theta * vlp_t, 0.0)
+    return compare_estimates(adj_c, v_c, control.n, adj_t, v_t, treatment.n, method="ratio_cuped", alpha=alpha)

@@ -63,6 +63,31 @@ def stream_totals(experiment_id: str) -> Iterator[dict[str, Any]]:
         yield snap.to_dict()
 
 
+def exposure_totals_pages(experiment_id: str, page_size: int, read_time: Any = None
+                          ) -> Iterator[list[tuple[str, str, dict[str, Any] | None]]]:
+    """(userId, arm, totals or None) of every exposed user, in document-id (= user-id) order, one page at a
+    time: a cursor query over experimentExposures and one ``get_all`` of the page's totals documents. With
+    ``read_time`` every page reads the database as it was then (a consistent snapshot; Firestore keeps an
+    hour of versions)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415
+
+    base = (db().collection(C.EXPERIMENT_EXPOSURES).where(filter=FieldFilter("experimentId", "==", experiment_id))
+            .order_by("__name__").select(["userId", "arm"]).limit(page_size))
+    last = None
+    totals = db().collection(C.USER_METRIC_TOTALS)
+    while True:
+        snaps = list((base.start_after(last) if last is not None else base).stream(read_time=read_time))
+        if not snaps:
+            return
+        last = snaps[-1]
+        pairs = [(s.get("userId"), s.get("arm")) for s in snaps]
+        refs = [totals.document(f"{experiment_id}_{u}") for u, _ in pairs if u]
+        found = {s.id: s.to_dict() for s in db().get_all(refs, read_time=read_time) if s.exists}
+        yield [(u, a, found.get(f"{experiment_id}_{u}")) for u, a in pairs if u]
+        if len(snaps) < page_size:
+            return
+
+
 def fraud_scores_at_least(min_score: float) -> dict[str, float]:
     """{userId: maxScore} of every user whose highest fraud score is ≥ ``min_score``: one range query
     over the (small) flagged population instead of one read per analysed user."""

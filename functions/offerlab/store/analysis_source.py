@@ -3,7 +3,8 @@ experiment, streamed from experimentExposures and userMetricTotals; every expose
 without a totals document (no event yet) is a row of zeros."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Iterable, Iterator, Mapping
 
 from offerlab.domain.metrics import Metric, last_event_at
 from offerlab.domain.program import PROGRAM_ARMS, program_id
@@ -12,6 +13,9 @@ from offerlab.stats.sufficient import MomentStats
 from offerlab.store import analyses as repo
 from offerlab.store import exposures as exposures_repo
 from offerlab.store.documents import OfferExperiment
+
+PAGE_SIZE = 1000
+"""Users per page of the paged reads: ~1,000 small documents per query page and per batched get."""
 
 
 def _row(user_id: str, arm: str, totals: Mapping[str, Any] | None) -> UserRow:
@@ -55,9 +59,12 @@ class FirestoreAnalysisSource:
     def exposures(self, experiment: OfferExperiment) -> dict[str, int]:
         return exposures_repo.count_by_arm(experiment.experiment_id)
 
-    def fraud_scores(self, user_ids: Iterable[str], min_score: float) -> dict[str, float]:
+    def fraud_scores(self, user_ids: Iterable[str] | None, min_score: float) -> dict[str, float]:
+        flagged = repo.fraud_scores_at_least(min_score)
+        if user_ids is None:
+            return flagged
         wanted = set(user_ids)
-        return {u: s for u, s in repo.fraud_scores_at_least(min_score).items() if u in wanted}
+        return {u: s for u, s in flagged.items() if u in wanted}
 
     def contaminated_users(self, experiment: OfferExperiment) -> set[str]:
         return repo.contaminated_users(experiment.experiment_id, experiment.holdout_cohort_id)
@@ -77,3 +84,20 @@ class FirestoreAnalysisSource:
         rows = [_row(user_id, arm, totals.get(user_id)) for user_id, arm in arms.items()]
         rows.sort(key=lambda r: r.user_id)
         return rows
+
+    # --- paged reads: bounded memory whatever the population ---------------------------------------------
+
+    def totals_pages(self, experiment: OfferExperiment, page_size: int = PAGE_SIZE, read_time: datetime | None = None
+                     ) -> Iterator[list[tuple[str, str, dict[str, Any] | None]]]:
+        """Every exposed user of the experiment in user-id order, ``page_size`` at a time, as
+        (userId, arm, totals or None): one query page of exposures (document-id order: the ids are
+        ``{experimentId}_{userId}``) and one batched get of their totals documents per page; with
+        ``read_time``, as the database was then."""
+        return repo.exposure_totals_pages(experiment.experiment_id, page_size, read_time)
+
+    def row_pages(self, experiment: OfferExperiment, page_size: int = PAGE_SIZE) -> Iterator[list[UserRow]]:
+        """``totals_pages`` as analysis rows (CONTROL and TREATMENT users only)."""
+        for page in self.totals_pages(experiment, page_size):
+            yield [_row(user_id, arm, totals) for user_id, arm, totals in page if arm in ARMS]
+
+

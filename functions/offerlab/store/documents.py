@@ -212,14 +212,18 @@ class Kpi(Document):
     target_value: float | None = None
     """The value the change is expected to reach (planning)."""
     threshold: float | None = None
-    """For GUARDRAIL KPIs: the tolerated change."""
+    """For GUARDRAIL KPIs: the tolerated change, a fraction relative to CONTROL (0.05 = 5 %), on the side
+    opposite ``direction`` (MAINTAIN: either side); None reads as 0 (any credible change on the bad side)."""
     direction: str
     """INCREASE, DECREASE or MAINTAIN (domain.types.Direction)."""
+    violation_action: str | None = None
+    """For GUARDRAIL KPIs: ALERT, PAUSE or KILL when breached; None reads as PAUSE (stop the damage, keep
+    the data). Read by the guardrail monitor."""
 
 
 class Guardrail(Document):
-    """One guardrail (API.md §3): a limit on a metric and what its breach does; read by the guardrail
-    monitor (service/guardrails.py) and the rollout gates."""
+    """One guardrail (API.md §3, §11): a limit on a metric and what its breach does; written by
+    create/update_experiment, read by the guardrail monitor (service/guardrails.py) and the rollout gates."""
 
     kpi_name: str
     """The guardrail's display name."""
@@ -229,6 +233,9 @@ class Guardrail(Document):
     """The treatment arm's value must stay at or below this."""
     min_threshold: float | None = None
     """The treatment arm's value must stay at or above this."""
+    max_relative_delta: float | None = None
+    """Percent: TREATMENT may be worse than CONTROL by at most this (a relative guardrail, API.md §11);
+    "worse" is against the metric's desired direction (domain/analysis_rules.desired_direction)."""
     violation_action: str
     """ALERT, PAUSE or KILL (domain.types.ViolationAction); the strongest breached one acts."""
 
@@ -309,6 +316,10 @@ class OfferExperiment(Document):
     """Whether it obeys the kill-switch topic; None (older documents) reads as enabled."""
     status_reason: str | None = None
     """Why it was last paused, killed or rejected (cleared when it resumes or is resubmitted)."""
+    metric_caps: dict[str, float] = Field(default_factory=dict)
+    """Winsorizing caps of the streamed statistics, per mean metric (net_ltv, arpu): a user's value above
+    its cap counts as the cap (docs/monitoring.md). Set by create/update_experiment, so fixed before
+    launch; read by metric ingestion (domain/aggregates.py) and the monitors."""
     version: int = 1
     """Advanced by one by every write through the functions."""
     last_change: LastChange | None = None
@@ -649,9 +660,10 @@ class RolloutEvent(Document):
 
 
 class UserMetricTotals(Document):
-    """userMetricTotals/{experimentId}_{userId}: one exposed user's metric sums since first exposure, merged
-    blindly by metric ingestion (service/metrics.py; domain/metrics.py TotalsDelta): a field appears with its
-    first event. Read by analyses and the Firestore analysis source."""
+    """userMetricTotals/{experimentId}_{userId}: one exposed user's metric sums since first exposure, written
+    by metric ingestion and exclusion signals through store/aggregates.py (a compare-and-swap that also
+    moves the user's terms in experimentAggregates); a field appears with its first event. Read by
+    ingestion itself (the previous state), analyses, the Firestore analysis source and the reconciliation."""
 
     experiment_id: str
     """The experiment."""
@@ -683,6 +695,38 @@ class UserMetricTotals(Document):
     """The same as a timestamp, in documents seeded directly (the demo's bulk history)."""
     updated_at: datetime
     """When ingestion last merged into it."""
+    excluded_by: dict[str, bool] = Field(default_factory=dict)
+    """Exclusions signalled for the user: ``fraud`` (fraud-signals at or above the threshold), ``spillover``
+    (a contamination). Set by store/aggregates.py's compare-and-swap, with the move of the user's terms out
+    of the kept streamed sums; read by the streamed statistics (bot, sandbox and region are derived from
+    the totals themselves)."""
+
+
+class ExperimentAggregate(Document):
+    """experimentAggregates/{experimentId}_{arm}_{shard:02d}: one shard of an arm's streamed sums
+    (domain/aggregates.py). Written ONLY by blind ``Increment`` transforms: ``exposures`` in the batch that
+    creates an exposure (store/exposures.py), everything else in the batch that changes a user's totals
+    (store/aggregates.py). Read by check_guardrails, monitor_experiment, the guardrail sweep, the rollout
+    gates, kpi_snapshot and the reconciliation."""
+
+    experiment_id: str
+    """The experiment."""
+    arm: str
+    """CONTROL, TREATMENT or HOLDOUT."""
+    shard: int
+    """0 … SHARDS − 1: hash of the user id (domain/aggregates.shard_of)."""
+    exposures: int = 0
+    """Users first exposed in this arm and shard."""
+    users: int = 0
+    """Of them, users with a totals document (an event, or an exclusion flag)."""
+    kept_users: int = 0
+    """Of those, users no exclusion removes."""
+    exclusions: dict[str, int] = Field(default_factory=dict)
+    """Users flagged per exclusion reason (fraud, bot, sandbox, spillover, regional_policy)."""
+    metrics: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)
+    """metric → "all" | "kept" → {sumY, sumY2, sumX, sumX2, sumXY}: the sums of the users' (winsorized)
+    terms; x is the ratio denominator for ratio metrics, the CUPED covariate otherwise. Users without a
+    totals document are counted by the reader in closed form (all-zero values)."""
 
 
 class FraudScore(Document):
@@ -716,7 +760,9 @@ class ExperimentSnapshot(Document):
     exposures: dict[str, int]
     """Exposed users per arm."""
     metrics: dict[str, dict[str, dict[str, float]]]
-    """metric → arm → sufficient statistics (n, Σy, Σy², and Σx, Σx², Σxy for ratio metrics)."""
+    """metric → arm → sufficient statistics of the kept users (exclusions applied, streamed caps):
+    n, Σy, Σy², Σx, Σx², Σxy with x the ratio denominator or, for mean and proportion metrics, the CUPED
+    covariate."""
     tick_id: str | None = None
     """The tick (YYYYMMDDTHHMMSSZ), also the id's suffix."""
     status: str | None = None

@@ -69,6 +69,8 @@ class OfferView:
     """Its regions (with the regional policy's for its offer type) and audience (domain/eligibility.py)."""
     shipped_at: datetime | None = None
     """When its ship was approved (SHIPPED views)."""
+    planned_end_date: datetime | None = None
+    """Past it a RUNNING experiment enrolls nobody (API.md §11: get_offer ``reason: "ended"``)."""
 
     @property
     def shipped_config(self) -> dict[str, Any]:
@@ -195,6 +197,7 @@ def build_view(experiment: OfferExperiment, cohort_view: Callable[[str], CohortV
         placement=experiment.placement, offer_type=experiment.offer_type.value, rule=rule, shipped=shipped,
         shipped_arm=ship.arm if shipped is not None and ship is not None else None, retired_seen=retired,
         eligibility=eligibility, shipped_at=ship.shipped_at if ship is not None else None,
+        planned_end_date=experiment.planned_end_date,
     )
 
 
@@ -279,12 +282,33 @@ def default_experiment_id() -> str | None:
     return entry.value
 
 
+_STARTED = frozenset({ExperimentStatus.RUNNING, ExperimentStatus.PAUSED, ExperimentStatus.COMPLETED,
+                      ExperimentStatus.KILLED})
+_definitions: dict[str, Any] = {}
+
+
+def definition(experiment_id: str):
+    """The experiment as metric ingestion needs it (what it streams: caps, offer type, holdout cohort).
+    Cached without expiry once it has started: update_experiment refuses every edit from then on, so
+    those fields never change again (an experiment not started yet is read every time)."""
+    cached = _definitions.get(experiment_id)
+    if cached is not None:
+        return cached
+    experiment = experiments_repo.get_experiment(experiment_id)
+    if experiment.status in _STARTED:
+        if len(_definitions) > 1_000:
+            _definitions.clear()
+        _definitions[experiment_id] = experiment
+    return experiment
+
+
 def clear() -> None:
     """Forget everything (tests, and an instance that must see a change immediately)."""
     _views.clear()
     _default.clear()
     _placements.clear()
     _cohort_views.clear()
+    _definitions.clear()
 
 
 class ExposureMemo:

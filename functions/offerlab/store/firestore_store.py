@@ -7,12 +7,14 @@ Nothing heavy is imported here at module level: the Firestore client loads on fi
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from offerlab.domain.holdouts import CohortView
 from offerlab.domain.metrics import TotalsDelta
 from offerlab.domain.program import program_id
+from offerlab.domain.aggregates import UserChange
 from offerlab.domain.types import CohortStatus, ExperimentStatus
+from offerlab.store import aggregates as aggregates_repo
 from offerlab.store import analyses as analyses_repo
 from offerlab.store import cohort_cache, experiment_cache
 from offerlab.store import experiments as experiments_repo
@@ -29,7 +31,7 @@ from offerlab.store.documents import (
     FraudScore, HoldoutAnalysis, HoldoutAssignment, HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent,
     OfferExperiment, OfferRefusal, PlacementLayer, PriceServed, ProgramLock, RolloutEvent, RolloutPlan,
 )
-from offerlab.store.idempotency import already_processed, apply_once, apply_once_blind
+from offerlab.store.idempotency import already_processed, apply_once
 from offerlab.store.transaction import CALLABLE, EVENT_HANDLER, run_in_transaction
 
 T = TypeVar("T")
@@ -133,6 +135,13 @@ class Alerts(_Bound):
     def open_for(self, experiment_id: str, limit: int = 20) -> list[dict[str, Any]]:
         return rollouts_repo.open_alerts(experiment_id, limit)
 
+    def get(self, alert_id: str) -> dict[str, Any] | None:
+        snap = analyses_repo.alert_ref(alert_id).get(transaction=self._tx)
+        return snap.to_dict() if snap.exists else None
+
+    def acknowledge(self, alert_id: str, fields: dict[str, Any]) -> None:
+        self._writer().update(analyses_repo.alert_ref(alert_id), fields)
+
 
 class Analyses(_Bound):
     def new_id(self) -> str:
@@ -204,8 +213,8 @@ class Exposures:
     def of_user(self, user_id: str) -> list[ExperimentExposure]:
         return exposures_repo.exposures_of_user(user_id)
 
-    def count_by_arm(self, experiment_id: str) -> dict[str, int]:
-        return exposures_repo.count_by_arm(experiment_id)
+    def count_by_arm(self, experiment_id: str, read_time: Any = None) -> dict[str, int]:
+        return exposures_repo.count_by_arm(experiment_id, read_time)
 
 
 class OfferViews:
@@ -254,12 +263,34 @@ class HoldoutRecords:
 class MetricTotals:
     SCOPE = "metric"
 
-    def apply_once(self, event_id: str, deltas: list[tuple[str, str, dict[str, Any], TotalsDelta]]) -> bool:
-        def writes(batch: Any) -> None:
-            for experiment_id, user_id, identity, delta in deltas:
-                metrics_repo.add_totals_delta(batch, experiment_id, user_id, identity, delta)
+    def apply_once(self, event_id: str, changes: Sequence[UserChange]) -> bool:
+        return aggregates_repo.apply_changes(aggregates_repo.changes_for_users(changes), scope=self.SCOPE,
+                                             event_id=event_id, totals_ref=metrics_repo.totals_ref)
 
-        return apply_once_blind(self.SCOPE, event_id, writes)
+    def apply_flags(self, changes: Sequence[UserChange]) -> None:
+        aggregates_repo.apply_changes(aggregates_repo.changes_for_users(changes), totals_ref=metrics_repo.totals_ref)
+
+    def find(self, experiment_id: str, user_id: str) -> dict[str, Any] | None:
+        snap = metrics_repo.totals_ref(experiment_id, user_id).get()
+        return snap.to_dict() if snap.exists else None
+
+
+class Aggregates:
+    def __init__(self) -> None:
+        self._reads = 0
+
+    def read(self, experiment_id: str, read_time: Any = None) -> list[dict[str, Any]]:
+        docs = aggregates_repo.read_shards(experiment_id, read_time)
+        self._reads += max(len(docs), 1)  # a query that matches nothing is billed one read
+        return docs
+
+    def reads(self) -> int:
+        return self._reads
+
+
+class Definitions:
+    def get(self, experiment_id: str) -> OfferExperiment:
+        return experiment_cache.definition(experiment_id)
 
 
 class Eligibility:
@@ -326,6 +357,8 @@ class FirestoreStore(FirestoreUnitOfWork):
         self.offer_views = OfferViews()
         self.holdout_records = HoldoutRecords()
         self.metric_totals = MetricTotals()
+        self.aggregates = Aggregates()
+        self.definitions = Definitions()
         self.snapshots = Snapshots()
         self.messages = Messages()
         self.eligibility = Eligibility()

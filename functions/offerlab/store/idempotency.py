@@ -50,8 +50,12 @@ def apply_once_blind(scope: str, event_id: str, writes: Callable[[Any], Any]) ->
     return True
 
 
-def _marker(scope: str, event_id: str):
+def marker_ref(scope: str, event_id: str):
+    """``processedEvents/{scope}:{hash}``: the processed marker of (scope, event id)."""
     return db().collection(C.PROCESSED_EVENTS).document(marker_id(scope, event_id))
+
+
+_marker = marker_ref
 
 
 def apply_once(scope: str, event_id: str, effect: Callable[[Any], Any]) -> bool:

@@ -26,11 +26,19 @@ def test_guardrail_path_needs_neither_numpy_nor_scipy():
     assert "numpy" not in loaded and "scipy" not in loaded
 
 
+def test_streaming_planning_and_srm_paths_need_neither_numpy_nor_scipy():
+    loaded = loaded_after("from offerlab.stats.streaming import delta_contribution; "
+                          "from offerlab.stats.planning import plan_power; "
+                          "from offerlab.stats.sequential import sequential_srm, always_valid_lift, kpi_guardrail_test")
+    assert "numpy" not in loaded and "scipy" not in loaded
+
+
 def test_nothing_in_stats_pulls_in_firebase_or_google():
     # the interpreter may preload the bare ``google`` namespace (site .pth files): compare with that
     baseline = set(loaded_after("pass", top_level=False))
     loaded = set(loaded_after("import offerlab.stats.corrections, offerlab.stats.frequentist, "
-                              "offerlab.stats.sequential", top_level=False))
+                              "offerlab.stats.sequential, offerlab.stats.planning, offerlab.stats.streaming",
+                              top_level=False))
     new = loaded - baseline
     assert not [m for m in new if m.split(".")[0] in {"firebase_admin", "firebase_functions", "google"}]
     assert "numpy" in new  # sanity: the statement did import the heavy modules

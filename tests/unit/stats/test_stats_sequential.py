@@ -220,8 +220,10 @@ def arm(rng, n, loc):
 def test_direction_min_mirrors_direction_max():
     rng = np.random.default_rng(25)
     values = rng.normal(0.3, 1.0, 3000)
-    up = guardrail_test(None, MomentStats.from_arrays(values), threshold=0.2, direction="max")
-    down = guardrail_test(None, MomentStats.from_arrays(-values), threshold=-0.2, direction="min")
+    # normal data is not money: the asymptotic normal mixture, forced (the default would assume y ≥ 0)
+    up = guardrail_test(None, MomentStats.from_arrays(values), threshold=0.2, direction="max", method="asymptotic")
+    down = guardrail_test(None, MomentStats.from_arrays(-values), threshold=-0.2, direction="min",
+                          method="asymptotic")
     assert up.log_e_value == pytest.approx(down.log_e_value, rel=1e-12)
     assert up.confidence_bound == pytest.approx(-down.confidence_bound, rel=1e-12)
     assert up.breached == down.breached
@@ -230,7 +232,7 @@ def test_direction_min_mirrors_direction_max():
 def test_breach_iff_the_always_valid_bound_is_beyond_the_threshold():
     rng = np.random.default_rng(26)
     for loc in np.linspace(0.0, 0.3, 13):
-        res = guardrail_test(None, arm(rng, 2000, loc), threshold=0.1, direction="max")
+        res = guardrail_test(None, arm(rng, 2000, loc), threshold=0.1, direction="max", method="asymptotic")
         assert res.breached == (res.confidence_bound > 0.1 + 1e-12) or abs(res.confidence_bound - 0.1) < 1e-9
         assert res.reason == ("breached" if res.breached else "within")
         assert (res.p_value <= ALPHA) == res.breached
@@ -238,8 +240,8 @@ def test_breach_iff_the_always_valid_bound_is_beyond_the_threshold():
 
 def test_clearly_within_and_clearly_beyond():
     rng = np.random.default_rng(27)
-    assert not guardrail_breached(None, arm(rng, 5000, 0.0), threshold=0.1)
-    assert guardrail_breached(None, arm(rng, 5000, 0.5), threshold=0.1)
+    assert not guardrail_breached(None, arm(rng, 5000, 0.0), threshold=0.1, method="asymptotic")
+    assert guardrail_breached(None, arm(rng, 5000, 0.5), threshold=0.1, method="asymptotic")
     assert guardrail_breached(arm(rng, 5000, 1.0), arm(rng, 5000, 0.5), threshold=-0.1, direction="min",
                               mode="absolute_change")
     assert guardrail_breached(arm(rng, 5000, 1.0), arm(rng, 5000, 0.7), threshold=-0.1, direction="min",
@@ -248,14 +250,14 @@ def test_clearly_within_and_clearly_beyond():
 
 def test_no_alarm_without_enough_data_or_information():
     tiny = MomentStats.from_arrays(np.array([5.0, 6.0, 7.0]))
-    res = guardrail_test(None, tiny, threshold=0.0)
+    res = guardrail_test(None, tiny, threshold=0.0, method="asymptotic")
     assert not res.breached and res.reason == "insufficient_data" and res.confidence_bound == -math.inf
     no_refund_yet = MomentStats(500, 0.0, 0.0, 800.0, 2000.0, 0.0)
     assert guardrail_test(None, no_refund_yet, threshold=0.02, kind="ratio").reason == "insufficient_data"
     with pytest.raises(ValueError):
-        guardrail_test(None, tiny, threshold=0.0, mode="absolute_change")
+        guardrail_test(None, tiny, threshold=0.0, mode="absolute_change", method="asymptotic")
     with pytest.raises(ValueError):
-        guardrail_test(None, tiny, threshold=0.0, direction="up")  # type: ignore[arg-type]
+        guardrail_test(None, tiny, threshold=0.0, direction="up", method="asymptotic")  # type: ignore[arg-type]
 
 
 def test_always_valid_interval_is_wider_than_the_fixed_horizon_one_and_contains_the_estimate():

@@ -60,7 +60,7 @@ def test_storage_round_trip_uses_camel_case_keys():
 
 def test_proportion_from_counts_is_a_mean_of_zero_one_values():
     s = MomentStats.from_counts(37, 200)
-    ref = MomentStats.from_arrays(np.r_[np.ones(37), np.zeros(163)])
+    ref = MomentStats.from_arrays(np.r_[np.ones(37), np.zeros(163)], shift_y=0.0)
     assert s == ref
     assert s.variance == pytest.approx(0.185 * 0.815 * 200 / 199, rel=1e-12)
     with pytest.raises(ValueError):
