@@ -193,3 +193,50 @@ def check_rates(base: str, rates: Mapping[str, Any]) -> list[dict[str, str]]:
         if rate <= 0:
             problems.append({"path": path, "message": "a rate must be greater than 0"})
     return problems
+
+
+class CurrencyBreakdown:
+    """Per currency and arm: money events counted, their original and converted amounts (exact sums of the
+    integer minor units the totals keep, ``currencies.{C}.{type}``), and the events refused by conversion
+    (``refused.{reason}``, ``refusedCurrencies.{C}``). What analyses and reports show (docs/regions.md §5)."""
+
+    def __init__(self, reporting: str) -> None:
+        self.reporting = normalize_code(reporting)
+        self._sums: dict[str, dict[str, list[int]]] = {}   # currency → arm → [events, original, converted]
+        self._refused: dict[str, int] = dict.fromkeys((r.value for r in MoneyRefusal), 0)
+        self._refused_currencies: dict[str, int] = {}
+
+    def add(self, arm: str, currencies: Mapping[str, Any] | None, refused: Mapping[str, Any] | None,
+            refused_currencies: Mapping[str, Any] | None = None) -> None:
+        for code, by_type in (currencies or {}).items():
+            if not isinstance(by_type, Mapping):
+                continue
+            acc = self._sums.setdefault(code, {}).setdefault(arm, [0, 0, 0])
+            for parts in by_type.values():
+                if isinstance(parts, Mapping):
+                    acc[0] += int(parts.get("count", 0) or 0)
+                    acc[1] += int(parts.get("amountMinor", 0) or 0)
+                    acc[2] += int(parts.get("convertedMinor", 0) or 0)
+        for reason, count in (refused or {}).items():
+            if reason in self._refused:
+                self._refused[reason] += int(count or 0)
+        for code, count in (refused_currencies or {}).items():
+            self._refused_currencies[code] = self._refused_currencies.get(code, 0) + int(count or 0)
+
+    def _amount(self, minor: int, currency: str) -> str:
+        units = minor_units(currency) if is_currency(currency) else 0
+        return format(Decimal(minor).scaleb(-units), "f")
+
+    def as_dict(self) -> dict[str, Any]:
+        currencies = {}
+        for code in sorted(self._sums):
+            arms = self._sums[code]
+            total = [sum(v[i] for v in arms.values()) for i in range(3)]
+            currencies[code] = {
+                "events": total[0], "amount": self._amount(total[1], code),
+                "convertedAmount": self._amount(total[2], self.reporting),
+                "byArm": {arm: {"events": v[0], "amount": self._amount(v[1], code),
+                                "convertedAmount": self._amount(v[2], self.reporting)} for arm, v in sorted(arms.items())},
+            }
+        return {"reportingCurrency": self.reporting, "currencies": currencies,
+                "refusedEvents": dict(self._refused), "refusedCurrencies": dict(sorted(self._refused_currencies.items()))}

@@ -192,19 +192,23 @@ def get_rates(day: str, base: str, transaction: Any = None) -> ExchangeRates | N
 
 
 def rates_on(days: list[str]) -> dict[str, list[ExchangeRates]]:
-    """Every base's rates of each of ``days`` (one query per day not cached). A day with rates never
-    changes (documents are created once), so it is kept; a day without is asked again after a minute."""
+    """Every base's rates of each of ``days``: the days not cached are read in ONE range query on ``date``
+    (a single-field index). A day with rates never changes (documents are created once), so it is kept; a
+    day without is asked again after ``RATES_MISSING_TTL_SECONDS`` (an admin may set it meanwhile)."""
     from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415
 
-    out = {}
     now = time.monotonic()
-    for day in days:
-        cached = _rates.get(day)
-        if cached is None or (not cached[1] and now - cached[0] >= RATES_MISSING_TTL_SECONDS):
-            query = db().collection(C.EXCHANGE_RATES).where(filter=FieldFilter("date", "==", day)).limit(50)
-            found = [ExchangeRates.from_firestore(s.to_dict()) for s in query.stream()]
-            if len(_rates) > 5_000:
-                _rates.clear()
-            cached = _rates[day] = (now, found)
-        out[day] = cached[1]
-    return out
+    missing = [d for d in days if d not in _rates or (not _rates[d][1] and now - _rates[d][0] >= RATES_MISSING_TTL_SECONDS)]
+    if missing:
+        query = (db().collection(C.EXCHANGE_RATES).where(filter=FieldFilter("date", ">=", min(missing)))
+                 .where(filter=FieldFilter("date", "<=", max(missing))).limit(2000))
+        found: dict[str, list[ExchangeRates]] = {d: [] for d in missing}
+        for snap in query.stream():
+            doc = ExchangeRates.from_firestore(snap.to_dict())
+            if doc.date in found:
+                found[doc.date].append(doc)
+        if len(_rates) > 5_000:
+            _rates.clear()
+        for day, docs in found.items():
+            _rates[day] = (now, docs)
+    return {d: _rates[d][1] for d in days}
