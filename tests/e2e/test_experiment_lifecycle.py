@@ -140,7 +140,7 @@ def test_the_full_lifecycle_with_every_refusal(clients, firestore_db):
     assert [i["item"] for i in checklist] == ["frozen_holdout", "hypothesis", "primary_kpi", "guardrails",
                                               "spillover_isolation", "approvals", "kill_switch",
                                               "ledger_recording", "rollout_plan", "holdout_coverage",
-                                              "placement_capacity"]
+                                              "placement_capacity", "compliance"]
     refused(PermissionDenied, lambda: other_pm.create_rollout_plan(eid), eid)
     refused(InvalidArgument, lambda: pm.create_rollout_plan(eid, stages=[5, 5]))
     refused(InvalidArgument, lambda: pm.create_rollout_plan(eid, stages=[0]))

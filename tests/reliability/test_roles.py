@@ -52,6 +52,10 @@ ALLOWED: dict[str, set[str]] = {
     "get_audit_report": {ANA, APPR, EXP}, "get_ledger_statistics": {ANA, APPR, EXP},
     # a program of experiments: the author ships, admins unship, read-outs like analyses
     "ship_experiment": {EXP}, "unship_experiment": set(), "analyze_holdout": {EXP, ANA},
+    # monitoring: the author (or an admin) acknowledges an alert
+    "acknowledge_alert": {EXP},
+    # money: admins set exchange rates
+    "set_exchange_rates": set(),
 }
 
 _TOKENS = {

@@ -90,10 +90,13 @@ def customer_ref(user_id: str):
 def first_decision(experiment_id: str, user_id: str, with_customer: bool) -> FirstDecision:
     """The exposure, the refusal and (``with_customer``) the customer status of a user: one round trip."""
     exposure = db().collection(C.EXPERIMENT_EXPOSURES).document(f"{experiment_id}_{user_id}")
+    # An empty user id (get_offer accepts one, API.md §2's vectors include it) has no history: ingestion
+    # requires a non-empty id, and "customerStatus/" is no document.
+    with_customer = with_customer and bool(user_id)
     refs = [exposure, refusal_ref(experiment_id, user_id)] + ([customer_ref(user_id)] if with_customer else [])
     snaps = {s.reference.path: s for s in db().get_all(refs)}
     refused = snaps[refs[1].path]
-    active = None
+    active = False if not user_id else None
     if with_customer:
         snap = snaps[refs[2].path]
         data = snap.to_dict() if snap.exists else {}
@@ -132,6 +135,8 @@ def record_customer_events(user_id: str, activation_micros: int | None, deactiva
 
 
 def find_customer(user_id: str) -> CustomerStatus | None:
+    if not user_id:
+        return None
     snap = customer_ref(user_id).get()
     return CustomerStatus.from_firestore(snap.to_dict()) if snap.exists else None
 
