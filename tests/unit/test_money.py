@@ -143,3 +143,14 @@ def test_the_request_model_refuses_malformed_bodies(body, path):
     with pytest.raises(InvalidArgument) as err:
         parse(SetExchangeRates, body)
     assert any(f["path"].startswith(path) for f in err.value.details["fields"])
+
+
+def test_the_report_shows_each_currency_and_what_was_refused():
+    from offerlab.service.report_html import currency_table
+
+    html = currency_table({"currencyBreakdown": {
+        "reportingCurrency": "USD", "currencies": {"EUR": {"events": 2, "amount": "19.98", "convertedAmount": "21.69"}},
+        "refusedEvents": {"unknown_currency": 1, "no_rate": 0}, "refusedCurrencies": {"VEF": 1}}})
+    assert "<td>EUR</td><td>2</td><td>19.98</td><td>USD 21.69</td>" in html
+    assert "<td>refused: unknown_currency</td><td>1</td><td>VEF</td><td>not summed</td>" in html and "no_rate" not in html
+    assert "none" in currency_table(None)

@@ -113,7 +113,7 @@ def build_report(chain_id: str) -> dict[str, Any]:
                              **{k: payload.get(k) for k in (
                                  "analysisId", "metric", "rawPercentChange", "correctedPercentChange", "pValue",
                                  "confidenceInterval", "sampleSizes", "srmPValue", "dataQuality", "recommendation",
-                                 "method", "inputsDigest", "createdBy")},
+                                 "method", "inputsDigest", "createdBy", "currencyBreakdown")},
                              "digest": entry.get("snapshotDigest"), "entryHash": entry.get("hash")})
         elif kind == SourceKind.SPILLOVER_VIOLATION.value:
             spillovers.append({**_base(entry), **{k: payload.get(k) for k in (
