@@ -232,13 +232,17 @@ def apply_event(totals: Mapping[str, Any], event: MetricEvent, first_exposed_at:
     return apply_delta(totals, event_delta(event, first_exposed_at))
 
 
+_ZERO_COUNTS = {t.value: 0 for t in MetricEventType}
+_ZERO_AMOUNTS = {t.value: 0.0 for t in MONEY_TYPES}  # per-user values are read millions of times by analyses
+
+
 def metric_value(totals: dict[str, Any], metric: Metric) -> tuple[float, float]:
     """One user's contribution to ``metric`` as (numerator, denominator), per API.md §7.
 
     MEAN and PROPORTION metrics have denominator 1 (one user); RATIO metrics sum both over users.
     """
-    counts = {**empty_totals()["counts"], **totals.get("counts", {})}
-    amounts = {**empty_totals()["amounts"], **totals.get("amounts", {})}
+    counts = {**_ZERO_COUNTS, **(totals.get("counts") or {})}
+    amounts = {**_ZERO_AMOUNTS, **(totals.get("amounts") or {})}
     if metric is Metric.NET_LTV:
         return amounts["purchase"] + amounts["renewal"] - amounts["refund"] - amounts["chargeback"], 1.0
     if metric is Metric.ARPU:
