@@ -162,7 +162,7 @@ def test_end_users_may_not_state_their_subscription_and_audience_all_enrols_subs
     assert arms == {"HOLDOUT", "CONTROL", "TREATMENT"}
 
 
-def test_the_first_decision_is_read_once_per_user(store):
+def test_an_answer_reads_the_first_decision_in_one_batched_read(store):
     g = cohort(store, 10)
     e = running(store, g.cohort_id, **PRICE)
     user = next(u for u in USERS if ask(store, u)["arm"] in ("CONTROL", "TREATMENT"))
