@@ -43,7 +43,7 @@ def _running_experiment() -> str:
         "kpis": [{"name": "Net LTV", "type": "PRIMARY", "metric": "net_ltv", "direction": "INCREASE"}],
         "guardrails": [{"kpiName": "Refund Rate", "metric": "refund_rate", "maxThreshold": 0.05, "violationAction": "ALERT"}],
         "holdoutCohortId": cohort["cohortId"], "treatmentPercentage": 50, "offerType": "PRICE_CHANGE",
-        "offerConfig": {"price": 12.99}, "controlConfig": {"price": 9.99},
+        "offerConfig": {"price": 12.99, "productId": "pro_1299"}, "controlConfig": {"price": 9.99, "productId": "pro_999"},
         "plannedStartDate": now.isoformat().replace("+00:00", "Z"),
         "plannedEndDate": (now + timedelta(days=30)).isoformat().replace("+00:00", "Z"),
         "approvers": ["bench-ceo@company.com"]})

@@ -19,7 +19,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "functions")]
 from benchmarks.harness import Table  # noqa: E402
 
 # The baseline row (trivial callable round trip) comes first; the order is the table's order.
-ORDER = ["callable", "coldstart", "assignment", "program", "holdouts", "offers", "ledger", "stats", "load"]
+ORDER = ["callable", "coldstart", "assignment", "program", "regions", "holdouts", "offers", "ledger", "stats", "load"]
 
 
 def main(names: list[str]) -> int:

@@ -262,6 +262,20 @@ class OfferlabClient:
         return self._send("acknowledge_alert", experiment_id=experiment_id, alert_id=alert_id, comment=comment)
 
 
+    # Regions, money and store rules (API.md §13).
+    def get_offer_where(self, user_id: str | None = None, experiment_id: str | None = None,
+                        placement: str | None = None, region: str | None = None,
+                        subscriber: bool | None = None) -> dict:
+        """get_offer with every field: ``region`` (ISO 3166-1 alpha-2) and, from the backend (service role)
+        only, ``subscriber``. The answer adds ``reason`` (``region``, ``audience``...) and, for an offer shown
+        as a reduction, ``referencePrice`` and ``discountAllowed``."""
+        return self._send("get_offer", user_id=user_id, experiment_id=experiment_id, placement=placement,
+                          region=region, subscriber=subscriber)
+
+    def set_exchange_rates(self, date: str, base: str, rates: dict) -> dict:
+        """Admin: one day's rates (``YYYY-MM-DD``), ``1 base = rates[C] C``; created once, never changed."""
+        return self._send("set_exchange_rates", date=date, base=base, rates=rates)
+
 def _callable_result(resp: requests.Response) -> Any:
     try:
         body = resp.json()

@@ -32,7 +32,7 @@ def _body(cohort_id: str) -> dict:
         "kpis": [{"name": "Net LTV", "type": "PRIMARY", "metric": "net_ltv", "direction": "INCREASE"}],
         "guardrails": [{"kpiName": "Refund Rate", "metric": "refund_rate", "maxThreshold": 0.02, "violationAction": "KILL"}],
         "holdoutCohortId": cohort_id, "treatmentPercentage": 50, "offerType": "PRICE_CHANGE",
-        "offerConfig": {"newPrice": 12.99}, "controlConfig": {"newPrice": 9.99},
+        "offerConfig": {"newPrice": 12.99, "productId": "pro_1299"}, "controlConfig": {"newPrice": 9.99, "productId": "pro_999"},
         "plannedStartDate": now.isoformat().replace("+00:00", "Z"),
         "plannedEndDate": (now + timedelta(days=30)).isoformat().replace("+00:00", "Z"),
         "approvers": ["ceo@company.com", "cfo@company.com"],

@@ -23,7 +23,7 @@ def experiment_body(cohort_id, **over):
                   "direction": "MAINTAIN"}],
         "guardrails": [{"kpiName": "Refund Rate", "metric": "refund_rate", "maxThreshold": 0.02, "violationAction": "KILL"}],
         "holdoutCohortId": cohort_id, "treatmentPercentage": 50, "offerType": "PRICE_CHANGE",
-        "offerConfig": {"newPrice": 12.99}, "controlConfig": {"newPrice": 9.99},
+        "offerConfig": {"newPrice": 12.99, "productId": "pro_1299"}, "controlConfig": {"newPrice": 9.99, "productId": "pro_999"},
         "plannedStartDate": now.isoformat().replace("+00:00", "Z"),
         "plannedEndDate": (now + timedelta(days=30)).isoformat().replace("+00:00", "Z"),
         "approvers": ["ceo@company.com", "cfo@company.com"],
@@ -120,10 +120,10 @@ def test_the_full_lifecycle_with_every_refusal(clients, firestore_db):
     refused(FailedPrecondition, lambda: ceo.approve_experiment(eid), eid)
 
     # --- an edit after submission voids the approvals and returns to DRAFT
-    refused(PermissionDenied, lambda: other_pm.update_experiment(eid, offer_config={"newPrice": 11.99}), eid)
+    refused(PermissionDenied, lambda: other_pm.update_experiment(eid, offer_config={"newPrice": 11.99, "productId": "pro_1199"}), eid)
     refused(InvalidArgument, lambda: pm.call("update_experiment", {"experimentId": eid}), eid)
-    edited = pm.update_experiment(eid, offer_config={"newPrice": 11.99})
-    assert edited["status"] == "DRAFT" and edited["approvals"] == {} and edited["offerConfig"] == {"newPrice": 11.99}
+    edited = pm.update_experiment(eid, offer_config={"newPrice": 11.99, "productId": "pro_1199"})
+    assert edited["status"] == "DRAFT" and edited["approvals"] == {} and edited["offerConfig"] == {"newPrice": 11.99, "productId": "pro_1199"}
 
     # --- a rejection returns to DRAFT with the reason
     pm.submit_for_approval(eid)
@@ -140,7 +140,7 @@ def test_the_full_lifecycle_with_every_refusal(clients, firestore_db):
     assert [i["item"] for i in checklist] == ["frozen_holdout", "hypothesis", "primary_kpi", "guardrails",
                                               "spillover_isolation", "approvals", "kill_switch",
                                               "ledger_recording", "rollout_plan", "holdout_coverage",
-                                              "placement_capacity"]
+                                              "placement_capacity", "compliance"]
     refused(PermissionDenied, lambda: other_pm.create_rollout_plan(eid), eid)
     refused(InvalidArgument, lambda: pm.create_rollout_plan(eid, stages=[5, 5]))
     refused(InvalidArgument, lambda: pm.create_rollout_plan(eid, stages=[0]))

@@ -40,7 +40,7 @@ def definition(cohort_id, **over):
                  {"name": "Churn", "type": "GUARDRAIL", "metric": "churn_rate", "threshold": 0.05, "direction": "MAINTAIN"}],
         "guardrails": [{"kpiName": "Refund Rate", "metric": "refund_rate", "maxThreshold": 0.02, "violationAction": "KILL"}],
         "holdoutCohortId": cohort_id, "treatmentPercentage": 50, "offerType": "PRICE_CHANGE",
-        "offerConfig": {"price": 12.99}, "controlConfig": {"price": 9.99},
+        "offerConfig": {"price": 12.99, "productId": "pro_1299"}, "controlConfig": {"price": 9.99, "productId": "pro_999"},
         "plannedStartDate": now.isoformat(), "plannedEndDate": (now + timedelta(days=30)).isoformat(),
         "approvers": ["ceo@company.com", "cfo@company.com"], "placement": next_placement(cohort_id),
     }

@@ -46,7 +46,8 @@ def definition(cohort_id, placement, **over):
         "kpis": [{"name": "Net LTV", "type": "PRIMARY", "metric": "net_ltv", "direction": "INCREASE"}],
         "guardrails": [{"kpiName": "Refunds", "metric": "refund_rate", "maxThreshold": 0.2, "violationAction": "ALERT"}],
         "holdoutCohortId": cohort_id, "treatmentPercentage": 50, "offerType": "PRICE_CHANGE",
-        "offerConfig": {"price": 12.99}, "controlConfig": {"price": 9.99}, "placement": placement,
+        "offerConfig": {"price": 12.99, "productId": "pro_1299"}, "controlConfig": {"price": 9.99, "productId": "pro_999"},
+        "placement": placement,
         "plannedStartDate": now.isoformat(), "plannedEndDate": (now + timedelta(days=30)).isoformat(),
         "approvers": ["ceo@company.com", "cfo@company.com"],
     }

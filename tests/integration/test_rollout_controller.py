@@ -43,7 +43,7 @@ def definition(cohort_id):
         # ALERT: the analytics area's guardrail sweep must not kill these experiments under the test's feet.
         "guardrails": [{"kpiName": "Refund Rate", "metric": "refund_rate", "maxThreshold": 0.02, "violationAction": "ALERT"}],
         "holdoutCohortId": cohort_id, "treatmentPercentage": 50, "offerType": "PRICE_CHANGE",
-        "offerConfig": {"price": 12.99}, "controlConfig": {"price": 9.99},
+        "offerConfig": {"price": 12.99, "productId": "pro_1299"}, "controlConfig": {"price": 9.99, "productId": "pro_999"},
         "plannedStartDate": now.isoformat(), "plannedEndDate": (now + timedelta(days=30)).isoformat(),
         "approvers": ["ceo@company.com", "cfo@company.com"], "placement": next_placement(cohort_id),
     })

@@ -25,6 +25,8 @@ READERS = {
     C.HOLDOUT_CONTAMINATIONS: {"analyst", "admin"},
     C.LEDGER_HEADS: {"analyst", "approver", "admin"}, C.EXPERIMENT_ALERTS: STAFF,
     C.PLACEMENT_LAYERS: STAFF, C.PROGRAM_LOCKS: set(),
+    C.OFFER_REFUSALS: {"analyst", "admin"}, C.CUSTOMER_STATUS: {"analyst", "admin"}, C.PRICE_SERIES: STAFF,
+    C.EXCHANGE_RATES: STAFF,
     C.EXPERIMENT_AGGREGATES: STAFF,
 }
 

@@ -20,7 +20,8 @@ NOT_CALLABLE = {"guardrail_sweep", "kpi_snapshot", "on_guardrail_check", "on_hol
                 "export_audit_report", "ledger_on_experiment_event", "ledger_on_rollout_event",
                 "ledger_on_analysis", "ledger_on_spillover_event", "ledger_on_experiment_write",
                 "ledger_on_cohort_write", "ledger_sweep", "ingest_offer_metric_event", "ingest_fraud_signal",
-                "on_experiment_kill_switch", "rollout_sweep", "on_rollout_check", "on_kpi_snapshot"}
+                "on_experiment_kill_switch", "rollout_sweep", "on_rollout_check", "on_kpi_snapshot",
+                "aggregate_reconciliation", "on_aggregate_reconciliation", "ledger_on_exchange_rates"}
 
 
 def callables() -> list[str]:

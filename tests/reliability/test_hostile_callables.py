@@ -67,6 +67,10 @@ SKELETONS: dict[str, dict] = {
     # A program of experiments (API.md §10)
     "ship_experiment": {"experimentId": UNKNOWN, "arm": "TREATMENT", "reason": "r"},
     "unship_experiment": _REASON, "analyze_holdout": {"cohortId": UNKNOWN, "metric": "net_ltv"},
+    # Monitoring at any scale (API.md §11)
+    "acknowledge_alert": {"experimentId": UNKNOWN, "alertId": "alert-1", "comment": "seen"},
+    # Regions and money (API.md §13)
+    "set_exchange_rates": {"date": "2026-03-09", "base": "EUR", "rates": {"USD": 1.1}},
 }
 # Callables that may legitimately succeed on an arbitrary object (no required field): reads, and
 # check_spillover, which records every call by contract. Everything else must refuse every example.

@@ -53,6 +53,10 @@ ALLOWED: dict[str, set[str]] = {
     "get_checkpoint": {ANA, APPR}, "get_inclusion_proof": {ANA, APPR}, "get_consistency_proof": {ANA, APPR},
     # a program of experiments: the author ships, admins unship, read-outs like analyses
     "ship_experiment": {EXP}, "unship_experiment": set(), "analyze_holdout": {EXP, ANA},
+    # monitoring: the author (or an admin) acknowledges an alert
+    "acknowledge_alert": {EXP},
+    # money: admins set exchange rates
+    "set_exchange_rates": set(),
 }
 
 _TOKENS = {

@@ -25,10 +25,11 @@ from offerlab.domain.types import CohortStatus, ExperimentStatus, RolloutStatus
 from offerlab.domain.user_rows import ARMS, UserRow, moments_from_rows
 from offerlab.domain.holdouts import Scope
 from offerlab.domain.program import PROGRAM_ARMS
+from offerlab.domain.eligibility import FirstDecision, active_from_history
 from offerlab.store.documents import (
-    ExperimentAnalysis, ExperimentEvent, ExperimentExposure, ExperimentSnapshot, FraudScore, HoldoutAnalysis,
-    HoldoutAssignment, HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent, OfferExperiment, PlacementLayer,
-    ProgramLock, RolloutEvent, RolloutPlan,
+    CustomerStatus, ExchangeRates, ExperimentAnalysis, ExperimentEvent, ExperimentExposure, ExperimentSnapshot,
+    FraudScore, HoldoutAnalysis, HoldoutAssignment, HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent,
+    OfferExperiment, OfferRefusal, PlacementLayer, PriceServed, ProgramLock, RolloutEvent, RolloutPlan,
 )
 from offerlab.store.experiment_cache import OfferView, PlacementView, build_placement_view, build_view, cohort_view_of
 
@@ -263,6 +264,24 @@ class Contaminations(_Repo):
         self._s.write("create", self.collection, f"{scope_id}_{record.user_id}", record.to_firestore())
 
 
+class ExchangeRatesRepo(_Repo):
+    collection, model = "exchangeRates", ExchangeRates
+
+    def get(self, day: str, base: str) -> ExchangeRates | None:
+        return self._load(f"{day}_{base}")
+
+    def create(self, rates: ExchangeRates) -> None:
+        self._s.write("create", self.collection, f"{rates.date}_{rates.base}", rates.to_firestore())
+
+    def on_days(self, days: list[str]) -> dict[str, list[ExchangeRates]]:
+        wanted = set(days)
+        out: dict[str, list[ExchangeRates]] = {d: [] for d in days}
+        for _, v in self._s.scan(self.collection):
+            if v["date"] in wanted:
+                out[v["date"]].append(ExchangeRates.from_firestore(v))
+        return out
+
+
 class InMemoryUnitOfWork:
     def __init__(self, session: _Session) -> None:
         self.experiments = Experiments(session)
@@ -274,6 +293,7 @@ class InMemoryUnitOfWork:
         self.contaminations = Contaminations(session)
         self.placements = Placements(session)
         self.coverage_lock = CoverageLockDocument(session)
+        self.exchange_rates = ExchangeRatesRepo(session)
 
 
 class InMemoryExposures:
@@ -495,6 +515,81 @@ class InMemoryDefinitions:
         return OfferExperiment.from_firestore(data)
 
 
+class InMemoryEligibility:
+    """Refusals and first decisions (no process memo: every ask reads, which a unit test can count)."""
+
+    def __init__(self, db: InMemoryDatabase) -> None:
+        self._db = db
+        self.reads = 0
+
+    def known(self, experiment_id: str, user_id: str) -> FirstDecision | None:
+        return None
+
+    def first_decision(self, experiment_id: str, user_id: str, *, with_customer: bool) -> FirstDecision:
+        self.reads += 1
+        key = f"{experiment_id}_{user_id}"
+        refusal = self._db.get("offerRefusals", key)
+        active = None
+        if with_customer:
+            doc = self._db.get("customerStatus", user_id) or {}
+            active = active_from_history(doc.get("lastActivationMicros"), doc.get("lastDeactivationMicros"))
+        return FirstDecision(exposed=self._db.get("experimentExposures", key) is not None,
+                             refusal=refusal["reason"] if refusal else None, customer_active=active)
+
+    def record_refusal(self, refusal: OfferRefusal) -> bool:
+        docs = self._db.collection("offerRefusals")
+        key = f"{refusal.experiment_id}_{refusal.user_id}"
+        if key in docs:
+            return False
+        docs[key] = refusal.to_firestore()
+        return True
+
+    def count_refusals(self, experiment_id: str) -> dict[str, int]:
+        out = {"region": 0, "audience": 0}
+        for v in self._db.collection("offerRefusals").values():
+            if v["experimentId"] == experiment_id:
+                out[v["reason"]] += 1
+        return out
+
+
+class InMemoryCustomers:
+    def __init__(self, db: InMemoryDatabase) -> None:
+        self._db = db
+
+    def record_events(self, user_id: str, activation_micros: int | None, deactivation_micros: int | None) -> None:
+        docs = self._db.collection("customerStatus")
+        doc = docs.setdefault(user_id, {"userId": user_id})
+        for key, value in (("lastActivationMicros", activation_micros), ("lastDeactivationMicros", deactivation_micros)):
+            if value is not None:
+                doc[key] = value if doc.get(key) is None else max(doc[key], value)  # Firestore's Maximum
+
+    def find(self, user_id: str) -> CustomerStatus | None:
+        data = self._db.get("customerStatus", user_id)
+        return CustomerStatus.from_firestore(data) if data else None
+
+
+class InMemoryPrices:
+    def __init__(self, db: InMemoryDatabase) -> None:
+        self._db = db
+
+    @staticmethod
+    def _key(served: PriceServed) -> str:
+        return (f"{served.placement}|{served.region}/{served.day}|{served.currency or '-'}|{served.amount}|"
+                f"{'D' if served.discount else 'R'}")
+
+    def record_served(self, served: PriceServed) -> bool:
+        docs = self._db.collection("priceSeries/served")
+        key = self._key(served)
+        if key in docs:
+            return False
+        docs[key] = served.to_firestore()
+        return True
+
+    def served_between(self, placement: str, region: str, first_day: str, last_day: str) -> list[PriceServed]:
+        return [PriceServed.from_firestore(v) for v in self._db.collection("priceSeries/served").values()
+                if v["placement"] == placement and v["region"] == region and first_day <= v["day"] <= last_day]
+
+
 class InMemorySnapshots:
     def __init__(self, db: InMemoryDatabase) -> None:
         self._db = db
@@ -596,6 +691,9 @@ class InMemoryStore(InMemoryUnitOfWork):
         self.definitions = InMemoryDefinitions(self.db)
         self.snapshots = InMemorySnapshots(self.db)
         self.messages = RecordingMessages()
+        self.eligibility = InMemoryEligibility(self.db)
+        self.customers = InMemoryCustomers(self.db)
+        self.prices = InMemoryPrices(self.db)
         self.rows: dict[str, list[UserRow]] = {}
         self.transactions = 0
 

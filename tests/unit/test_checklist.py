@@ -39,6 +39,11 @@ def test_a_complete_experiment_passes_every_item_in_order():
     ({"creation_event_recorded": False}, "ledger_recording"),
     ({"rollout_plan_status": None, "rollout_stage_count": 0}, "rollout_plan"),
     ({"rollout_plan_status": "ACTIVE"}, "rollout_plan"),
+    ({"offer_type": "PRICE_CHANGE", "offer_product_id": "pro_1299"}, "compliance"),
+    ({"offer_type": "PRICE_CHANGE", "offer_product_id": "pro", "control_product_id": "pro"}, "compliance"),
+    ({"display_as_discount": True}, "compliance"),
+    ({"display_as_discount": True, "discount_price_named": True, "reference_price_rule": "LOWEST_EVER"}, "compliance"),
+    ({"served_regions": ()}, "compliance"),
 ])
 def test_each_item_fails_alone(change, item):
     facts = dataclasses.replace(READY, **change)
@@ -60,3 +65,10 @@ def test_a_missing_cohort_fails_holdout_and_isolation_with_a_clear_detail():
 def test_the_missing_approvers_are_named():
     items = {i.item: i for i in evaluate(dataclasses.replace(READY, approved_by=("ceo@x.com",)))}
     assert "cfo@x.com" in items["approvals"].detail and "ceo@x.com" not in items["approvals"].detail
+
+
+def test_a_price_test_with_distinct_products_and_a_named_reduction_passes():
+    facts = dataclasses.replace(READY, offer_type="PRICE_CHANGE", offer_product_id="pro_1299",
+                                control_product_id="pro_999", display_as_discount=True, discount_price_named=True,
+                                reference_price_rule="EU_OMNIBUS_30D", served_regions=("DE", "FR"))
+    assert _failing(facts) == set()

@@ -93,6 +93,7 @@ class FakeExperiment:
         self.holdout_cohort_id, self.started_at, self.created_at = "c1", NOW, NOW
         self.placement, self.offer_type, self.traffic_percentage = "default", OfferType.PROMO, 100.0
         self.traffic_segments, self.covering_cohort_ids, self.ship = [], ["c1"], None
+        self.regions, self.audience = None, None
         self.planned_end_date = None
 
 

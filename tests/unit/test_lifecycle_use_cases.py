@@ -31,7 +31,7 @@ def definition(cohort_id, **over):
                  {"name": "Churn", "type": "GUARDRAIL", "metric": "churn_rate", "threshold": 0.05, "direction": "MAINTAIN"}],
         "guardrails": [{"kpiName": "Refund Rate", "metric": "refund_rate", "maxThreshold": 0.02, "violationAction": "KILL"}],
         "holdoutCohortId": cohort_id, "treatmentPercentage": 50, "offerType": "PRICE_CHANGE",
-        "offerConfig": {"price": 12.99}, "controlConfig": {"price": 9.99},
+        "offerConfig": {"price": 12.99, "productId": "pro_1299"}, "controlConfig": {"price": 9.99, "productId": "pro_999"},
         "plannedStartDate": now.isoformat(), "plannedEndDate": (now + timedelta(days=30)).isoformat(),
         "approvers": ["ceo@company.com", "cfo@company.com"],
     }
@@ -103,8 +103,8 @@ def test_an_illegal_transition_writes_nothing(store, frozen_cohort):
 def test_an_edit_after_approval_voids_every_approval(store, frozen_cohort):
     e = approved(store, frozen_cohort.cohort_id)
     assert e.status.value == "APPROVED" and set(e.approvals) == {"ceo@company.com", "cfo@company.com"}
-    edited = svc.update_experiment(store, PM, m.UpdateExperiment(experiment_id=e.experiment_id, offer_config={"price": 13.99}))
-    assert edited.status.value == "DRAFT" and edited.approvals == {} and edited.offer_config == {"price": 13.99}
+    edited = svc.update_experiment(store, PM, m.UpdateExperiment(experiment_id=e.experiment_id, offer_config={"price": 13.99, "productId": "pro_1399"}))
+    assert edited.status.value == "DRAFT" and edited.approvals == {} and edited.offer_config == {"price": 13.99, "productId": "pro_1399"}
     doc, events = assert_chain(store, e.experiment_id)
     assert events[-1]["eventType"] == "EXPERIMENT_UPDATED"
     assert events[-1]["payload"] == {"changedFields": ["offerConfig"], "approvalsVoided": ["ceo@company.com", "cfo@company.com"]}

@@ -208,7 +208,7 @@ def completed(store, cohort_id, **over):
 
 def test_a_ship_goes_through_approval_and_changes_exactly_the_non_holdout_users(store):
     g = cohort(store, 10)
-    e = completed(store, g.cohort_id, placement="paywall", offerConfig={"price": 12.99}, controlConfig={"price": 9.99})
+    e = completed(store, g.cohort_id, placement="paywall", offerConfig={"price": 12.99, "productId": "pro_1299"}, controlConfig={"price": 9.99, "productId": "pro_999"})
     before = {u: ask(store, u, placement="paywall") for u in USERS[:1500]}
     assert {a["arm"] for a in before.values()} == {"NOT_ENROLLED"}
     pending = program.ship_experiment(store, PM, e.experiment_id, "TREATMENT", "won on net LTV")
@@ -223,11 +223,11 @@ def test_a_ship_goes_through_approval_and_changes_exactly_the_non_holdout_users(
     for user, old in before.items():
         new = ask(store, user, placement="paywall")
         if member(user):
-            assert new["arm"] == "HOLDOUT" and new["offerConfig"] == {"price": 9.99} and new["reason"] == "holdout"
+            assert new["arm"] == "HOLDOUT" and new["offerConfig"] == {"price": 9.99, "productId": "pro_999"} and new["reason"] == "holdout"
         else:
             changed += 1
             assert new == {"userId": user, "arm": "SHIPPED", "experimentId": e.experiment_id,
-                           "offerConfig": {"price": 12.99}, "placement": "paywall", "reason": "shipped"}
+                           "offerConfig": {"price": 12.99, "productId": "pro_1299"}, "placement": "paywall", "reason": "shipped"}
     assert 0.85 < changed / len(before) < 0.95
     events = [x["eventType"] for x in store.events_of(e.experiment_id)][-4:]
     assert events == ["EXPERIMENT_COMPLETED", "EXPERIMENT_SHIP_REQUESTED", "EXPERIMENT_SHIP_APPROVAL_RECORDED",

@@ -6,7 +6,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from offerlab.api.models import MAX_LIST, ApiModel, Id, JsonObject, Name, Placement, Reason, Text
+from offerlab.api.models import MAX_LIST, ApiModel, Id, JsonObject, Name, Placement, Reason, Region, Text
+from offerlab.domain.eligibility import Audience
+from offerlab.domain.iso import COUNTRIES
 from offerlab.domain.metrics import METRIC_KINDS, Metric, MetricKind
 from offerlab.domain.types import Direction, KpiType, OfferType, ShipArm, ViolationAction
 
@@ -117,6 +119,30 @@ def _unique(values: list[str]) -> list[str]:
 Approvers = Annotated[list[Email], Field(min_length=1, max_length=20), AfterValidator(_unique)]
 
 
+def _unique_regions(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError("a region is listed twice")
+    return values
+
+
+RegionList = Annotated[list[Region], Field(max_length=len(COUNTRIES)), AfterValidator(_unique_regions)]
+
+
+class RegionsIn(ApiModel):
+    """Where the experiment may enrol users (API.md §13, domain/eligibility.py): ``allow`` (empty: every
+    region not denied) and ``deny``; ISO 3166-1 alpha-2, never both for one code."""
+
+    allow: RegionList = Field(default_factory=list)
+    deny: RegionList = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> "RegionsIn":
+        both = sorted(set(self.allow) & set(self.deny))
+        if both:
+            raise ValueError(f"allowed and denied at once: {', '.join(both)}")
+        return self
+
+
 class ExperimentFields(ApiModel):
     """Every field of create_experiment, all optional: the shape of update_experiment's edits."""
 
@@ -135,6 +161,8 @@ class ExperimentFields(ApiModel):
     approvers: Approvers | None = None
     placement: Placement | None = None
     traffic_percentage: TrafficPercentage | None = None
+    regions: RegionsIn | None = None
+    audience: Audience | None = None
     metric_caps: MetricCaps | None = None
 
 
@@ -154,6 +182,8 @@ class CreateExperiment(ApiModel):
     approvers: Approvers
     placement: Placement = "default"
     traffic_percentage: TrafficPercentage = 100.0
+    regions: RegionsIn | None = None
+    audience: Audience | None = None  # None: the offer type's default (domain/eligibility.py)
     metric_caps: MetricCaps = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic.alias_generators import to_camel
 
 from offerlab.domain.ids import DocumentId
+from offerlab.domain.iso import is_country, is_currency, normalize_code
 from offerlab.domain.placements import PLACEMENT_PATTERN
 
 MAX_NAME = 200
@@ -43,8 +44,25 @@ Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 # A placement name (domain/placements.py): it becomes a document id.
 Placement = Annotated[str, StringConstraints(pattern=PLACEMENT_PATTERN)]
-# A region as get_offer is told it (ISO 3166-1 alpha-2 expected; stored as given, validated loosely).
-Region = Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9-]+$")]
+
+
+def _country(value: str) -> str:
+    if not is_country(value):
+        raise ValueError("not an ISO 3166-1 alpha-2 country code")
+    return normalize_code(value)
+
+
+def _currency(value: str) -> str:
+    if not is_currency(value):
+        raise ValueError("not an ISO 4217 currency code")
+    return normalize_code(value)
+
+
+# A region (get_offer, experiments' regions): an ISO 3166-1 alpha-2 country code (domain/iso.py), any case,
+# normalised to upper case.
+Region = Annotated[str, StringConstraints(max_length=8), AfterValidator(_country)]
+# An ISO 4217 currency code of an active currency (domain/iso.py), normalised to upper case.
+Currency = Annotated[str, StringConstraints(max_length=8), AfterValidator(_currency)]
 
 
 def _basis_points(value: float) -> float:

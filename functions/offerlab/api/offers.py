@@ -9,3 +9,6 @@ class GetOffer(ApiModel):
     experiment_id: Id | None = None
     placement: Placement | None = None
     region: Region | None = None
+    # The backend's word that the user has (True) or has not (False) an active store subscription, from the
+    # receipts it verified; accepted from the service role only (docs/regions.md §2, the trust model).
+    subscriber: bool | None = None

@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 from offerlab.domain import analysis_rules as rules
+from offerlab.domain.money import MoneyRefusal
 from offerlab.domain.metrics import METRIC_KINDS, Metric, MetricKind, TotalsDelta, apply_delta, last_event_at, metric_value
 from offerlab.domain.regional_policy import RegionalPolicy
 from offerlab.stats.streaming import user_contribution
@@ -51,6 +52,8 @@ ARMS = ("CONTROL", "TREATMENT", "HOLDOUT")
 COMPARED_ARMS = ("CONTROL", "TREATMENT")
 EXCLUSION_REASONS = ("fraud", "bot", "sandbox", "spillover", "regional_policy")
 FLAGGED_REASONS = ("fraud", "spillover")
+REFUSAL_REASONS = tuple(r.value for r in MoneyRefusal)
+"""Metric events refused by conversion, counted per reason on the shards (``refused.{reason}``)."""
 """Reasons set by a signal on the totals document (``excludedBy``); the others are derived from totals."""
 
 
@@ -172,6 +175,9 @@ def user_terms(totals: Mapping[str, Any] | None, spec: AggregateSpec) -> dict[st
     for reason, on in flags.items():
         if on:
             out[f"exclusions.{reason}"] = 1
+    for reason, count in (totals.get("refused") or {}).items():
+        if reason in REFUSAL_REASONS and isinstance(count, (int, float)):
+            out[f"refused.{reason}"] = count  # events refused by conversion (domain/money.py): counted, not summed
     for stream in spec.streams:
         terms = stream.terms(stream.value(totals))
         for name in SUM_FIELDS:
@@ -274,6 +280,8 @@ class StreamedStatistics:
     sums: dict[str, dict[str, dict[str, dict[str, float]]]]
     """arm → metric → "all" | "kept" → sum field → value."""
     documents: int
+    refused: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REFUSAL_REASONS, 0))
+    """Metric events refused by conversion (unknown currency, no rate), per reason, all arms."""
 
     @classmethod
     def from_shards(cls, docs: Iterable[Mapping[str, Any]]) -> StreamedStatistics:
@@ -284,11 +292,14 @@ class StreamedStatistics:
         sums = {arm: {m.value: {"all": dict.fromkeys(SUM_FIELDS, 0.0), "kept": dict.fromkeys(SUM_FIELDS, 0.0)}
                       for m in Metric} for arm in ARMS}
         count = 0
+        refused = dict.fromkeys(REFUSAL_REASONS, 0)
         for doc in docs:
             count += 1
             arm = doc.get("arm")
             if arm not in exposures:
                 continue
+            for reason in REFUSAL_REASONS:
+                refused[reason] += int(_get(doc, f"refused.{reason}"))
             exposures[arm] += int(_get(doc, "exposures"))
             users[arm] += int(_get(doc, "users"))
             kept[arm] += int(_get(doc, "keptUsers"))
@@ -299,7 +310,7 @@ class StreamedStatistics:
                     target = sums[arm][m.value][part]
                     for name in SUM_FIELDS:
                         target[name] += _get(doc, f"metrics.{m.value}.{part}.{name}")
-        return cls(exposures, users, kept, exclusions, sums, count)
+        return cls(exposures, users, kept, exclusions, sums, count, refused)
 
     def zero_users(self, arm: str) -> int:
         """Exposed users without a totals document (no event yet): all-zero values, kept."""

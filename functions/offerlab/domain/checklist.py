@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
+from offerlab.domain.reference_price import RULES as REFERENCE_RULES
+
 # Channels on which a benefit (the offer itself) changes hands: isolation requires they are never ALLOWed
 # into a holdout. A referral only passes a link, so ALLOW is tolerated there (the default policy FLAGs it).
 ISOLATING_CHANNELS = ("gift", "shared_wallet")
 
 ITEMS = ("frozen_holdout", "hypothesis", "primary_kpi", "guardrails", "spillover_isolation",
-         "approvals", "kill_switch", "ledger_recording", "rollout_plan", "holdout_coverage", "placement_capacity")
+         "approvals", "kill_switch", "ledger_recording", "rollout_plan", "holdout_coverage", "placement_capacity",
+         "compliance")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,14 @@ class LaunchFacts:
     # ... and its traffic must fit beside the experiments holding its placement (domain/placements.py).
     placement_capacity_ok: bool = True
     placement_capacity_detail: str = ""
+    # API.md §13 (the compliance item): the store rules a price test must respect, and a reduction's reference.
+    offer_type: str = ""
+    offer_product_id: str | None = None             # offerConfig.productId
+    control_product_id: str | None = None           # controlConfig.productId
+    display_as_discount: bool = False               # offerConfig.displayAsDiscount
+    discount_price_named: bool = False              # offerConfig names its (reduced) price
+    reference_price_rule: str | None = None         # offerConfig.referencePriceRule (None: the default rule)
+    served_regions: tuple[str, ...] | None = None   # an allow list minus every denied region (None: no allow list)
 
 
 def evaluate(facts: LaunchFacts) -> list[ChecklistItem]:
@@ -91,7 +102,39 @@ def evaluate(facts: LaunchFacts) -> list[ChecklistItem]:
              "or offer type: it would not hold anybody out of it.")
     add("placement_capacity", facts.placement_capacity_ok, facts.placement_capacity_detail or "The traffic fits.",
         facts.placement_capacity_detail or "The placement has no room for the experiment's traffic.")
+    problems = compliance_problems(facts)
+    add("compliance", not problems, "Store product ids, reductions and regions are in order.", " ".join(problems))
     return items
+
+
+def compliance_problems(facts: LaunchFacts) -> list[str]:
+    """Why the experiment may not launch as it is (docs/regions.md §4), in words; empty when it may.
+
+    * A price test offers its price under its own store product, never the status quo's: both stores
+      re-price a live subscription only through their consent-bound procedures (Apple's price increase
+      consent, Google Play's legacy price cohorts), so a test that changed the status quo product's price
+      would reach existing subscribers by the back door.
+    * An offer shown as a reduction names its price and a known reference-price rule (Directive 98/6/EC
+      art. 6a: the prior price is the lowest of the 30 days before; domain/reference_price.py).
+    * An allow list must leave some region the regional policy lets it serve.
+    """
+    out = []
+    if facts.offer_type == "PRICE_CHANGE":
+        if not facts.offer_product_id or not facts.control_product_id:
+            out.append("A price test needs offerConfig.productId and controlConfig.productId (store product ids).")
+        elif facts.offer_product_id == facts.control_product_id:
+            out.append(f"offerConfig.productId equals the status quo's ({facts.control_product_id}): a price test "
+                       "must sell a distinct store product, so no live subscription is re-priced.")
+    if facts.display_as_discount:
+        if not facts.discount_price_named:
+            out.append("An offer shown as a reduction must name its price (offerConfig.price).")
+        if facts.reference_price_rule is not None and facts.reference_price_rule not in REFERENCE_RULES:
+            out.append(f"Unknown referencePriceRule {facts.reference_price_rule!r} (known: "
+                       f"{', '.join(sorted(REFERENCE_RULES))}).")
+    if facts.served_regions is not None and not facts.served_regions:
+        out.append("Every region of the allow list is denied (by the experiment or the regional policy): "
+                   "it could enrol nobody.")
+    return out
 
 
 def is_ready(items: list[ChecklistItem]) -> bool:

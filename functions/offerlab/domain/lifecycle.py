@@ -75,9 +75,9 @@ EVENT_TYPES: dict[Command, ExperimentEventType] = {
     Command.RESUME: E.EXPERIMENT_RESUMED,
     Command.COMPLETE: E.EXPERIMENT_COMPLETED,
     Command.KILL: E.EXPERIMENT_KILLED,
-    Command.ACKNOWLEDGE_ALERT: E.EXPERIMENT_ALERT_ACKNOWLEDGED,
     Command.SHIP: E.EXPERIMENT_SHIP_REQUESTED,
     Command.UNSHIP: E.EXPERIMENT_UNSHIPPED,
+    Command.ACKNOWLEDGE_ALERT: E.EXPERIMENT_ALERT_ACKNOWLEDGED,
 }
 # Approving or rejecting a ship request reuses APPROVE/REJECT (API.md §10) but names its own events.
 SHIP_EVENT_TYPES: dict[Command, ExperimentEventType] = {

@@ -2,8 +2,11 @@
 
 A totals document holds, per (experiment, user), counts and amount sums per event type from the user's
 first exposure on; the metrics of §7 are functions of those sums, so the analytics engineer derives
-``net_ltv`` etc. from one document per user (``metric_value``). Amounts are assumed to be in the reporting
-currency (producers convert; the last currency seen is kept for audits).
+``net_ltv`` etc. from one document per user (``metric_value``). Amounts are in the reporting currency:
+ingestion converts each money event at its date's rate (domain/money.py) and hands the converted amount
+to ``event_delta``; the per-currency breakdown (``currencies.{C}.{type}``: count, original and converted
+amounts in integer minor units, exact under ``Increment``) is kept beside the sums, and an event that
+could not be converted adds only to ``refused.{reason}`` (``refused_delta``): it is never summed.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from pydantic.alias_generators import to_camel
 
 from offerlab.domain.ids import ID_PATTERN, MAX_ID
 from offerlab.domain.clock import parse_rfc3339
+from offerlab.domain.money import Conversion
 
 # Ids as the callables take them (domain/ids.py), surrounding whitespace stripped first.
 _ID = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
@@ -74,7 +78,7 @@ class MetricEvent(BaseModel):
     user_id: _ID
     type: MetricEventType
     # Amounts are non-negative: a refund is a positive amount of type "refund", never a negative purchase.
-    value: float | None = Field(default=None, ge=0, le=1e9)
+    value: float | None = Field(default=None, ge=0, le=1e9)  # a decimal string is accepted too (exactness)
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")] | None = None
     occurred_at: datetime
     experiment_id: _ID | None = None
@@ -154,20 +158,29 @@ def last_event_at(totals: Mapping[str, Any]) -> datetime | None:
     return from_epoch_micros(micros) if micros is not None else totals.get("lastEventAt")
 
 
-def event_delta(event: MetricEvent, first_exposed_at: datetime) -> TotalsDelta:
+def event_delta(event: MetricEvent, first_exposed_at: datetime, money: Conversion | None = None) -> TotalsDelta:
     """What ``event`` adds to the totals of a user first exposed at ``first_exposed_at``. Events before
     first exposure only feed the CUPED covariate ``preExposure`` (Deng et al. 2013, "Improving the
     sensitivity of online controlled experiments by utilizing pre-experiment data"): purchases before
-    exposure are independent of the arm."""
+    exposure are independent of the arm.
+
+    ``money``: the event's amount converted into the reporting currency (domain/money.py); without it the
+    value is taken as already in the reporting currency (documents and tests that predate currencies)."""
+    amount = float(money.converted) if money is not None and money.converted is not None else float(event.value or 0.0)
     if not counts_toward_experiment(event, first_exposed_at):
         inc: dict[str, int | float] = {"preExposure.events": 1}
         if event.type is MetricEventType.PURCHASE:
             inc["preExposure.purchaseCount"] = 1
-            inc["preExposure.purchaseAmount"] = float(event.value or 0.0)
+            inc["preExposure.purchaseAmount"] = amount
         return TotalsDelta(inc)
     inc = {f"counts.{event.type.value}": 1}
     if event.type in MONEY_TYPES:
-        inc[f"amounts.{event.type.value}"] = float(event.value or 0.0)
+        inc[f"amounts.{event.type.value}"] = amount
+        if money is not None and money.converted is not None:
+            slot = f"currencies.{money.currency}.{event.type.value}"
+            inc[f"{slot}.count"] = 1
+            inc[f"{slot}.amountMinor"] = money.original_minor
+            inc[f"{slot}.convertedMinor"] = money.converted_minor
     labels: dict[str, Any] = {}
     if event.sandbox:
         inc["sandboxEvents"] = 1
@@ -181,6 +194,13 @@ def event_delta(event: MetricEvent, first_exposed_at: datetime) -> TotalsDelta:
     return TotalsDelta(inc, {"lastEventMicros": epoch_micros(event.occurred_at)}, labels)
 
 
+def refused_delta(money: Conversion) -> TotalsDelta:
+    """What an event whose amount could not be converted adds: a count of its refusal, by reason and by
+    currency code (as the producer sent it, upper case: the event model lets only three letters through)."""
+    assert money.refusal is not None
+    return TotalsDelta({f"refused.{money.refusal.value}": 1, f"refusedCurrencies.{money.currency}": 1})
+
+
 def apply_delta(totals: Mapping[str, Any], delta: TotalsDelta) -> dict[str, Any]:
     """The totals after ``delta`` (a new dict): what Firestore computes from the blind write, in Python."""
     out = normalized_totals(totals)
@@ -189,7 +209,10 @@ def apply_delta(totals: Mapping[str, Any], delta: TotalsDelta) -> dict[str, Any]
         *parents, leaf = path.split(".")
         node = out
         for name in parents:
-            node = node.setdefault(name, {})
+            # A copy of every map on the way: ``totals`` (the state the change is planned from) stays intact.
+            child = node.get(name)
+            node[name] = dict(child) if isinstance(child, Mapping) else {}
+            node = node[name]
         return node, leaf
 
     for path, amount in delta.increments.items():

@@ -7,14 +7,17 @@
 
       not RUNNING                               → NOT_ENROLLED  reason "not_running"
       layer bucket outside its traffic segments → NOT_ENROLLED  reason "not_in_traffic"
+      a region it may not serve                 → NOT_ENROLLED  reason "region"  (domain/eligibility.py)
       in ANY covering cohort                    → HOLDOUT       reason "holdout"
       coverage bucket ≥ round(coverage·100)     → NOT_ENROLLED  reason "not_covered"
       arm bucket < round(treatment·100)         → TREATMENT, else CONTROL
 
   The traffic test comes first so that the experiment's population is its layer traffic: a user outside
   it is nobody's HOLDOUT and nobody's CONTROL there, whichever path asks (placement or experimentId).
-* ``ShippedRule``: a SHIPPED experiment: covering cohorts' members → HOLDOUT (the status quo), everyone
-  else → SHIPPED (the shipped arm's config).
+  The region test comes before every hash of enrolment, so a user it refuses is never exposed; the
+  audience rule and the record of each user's first decision need the store (service/offers.py).
+* ``ShippedRule``: a SHIPPED experiment: a region it may not serve → NOT_ENROLLED (reason "region"),
+  covering cohorts' members → HOLDOUT (the status quo), everyone else → SHIPPED (the shipped arm's config).
 * ``PlacementRule``: the placement's answer: the experiment holding the user's layer bucket decides; a
   bucket nobody holds gets the shipped offer, else NOT_ENROLLED (reason "not_in_traffic").
 
@@ -29,6 +32,7 @@ from hashlib import sha256
 from typing import Iterable, Sequence
 
 from offerlab.domain.assignment import BUCKETS, Arm, threshold
+from offerlab.domain.eligibility import ALL_REGIONS, Eligibility
 from offerlab.domain.holdouts import CohortView, Scope
 from offerlab.domain.placements import LAYER_SALT_PREFIX, Segment, in_segments, slot_table
 from offerlab.domain.types import CohortStatus, OfferType
@@ -45,7 +49,9 @@ class OfferReason(str, enum.Enum):
     NOT_COVERED = "not_covered"
     NOT_RUNNING = "not_running"
     SHIPPED = "shipped"
-    ENDED = "ended"  # a RUNNING experiment past its plannedEndDate (API.md §11)
+    REGION = "region"        # a region the experiment may not serve (API.md §13)
+    AUDIENCE = "audience"    # an existing subscriber of a NEW_CUSTOMERS experiment (API.md §13)
+    ENDED = "ended"          # RUNNING past its plannedEndDate: it enrols nobody (API.md §11)
 
 
 # --- coverage -----------------------------------------------------------------------------------------
@@ -62,13 +68,14 @@ def covers(status: CohortStatus, scope: Scope, placement: str, offer_type: str |
 class ExperimentRule:
     """One experiment's decision for any user (module docstring), precompiled."""
 
-    __slots__ = ("experiment_id", "running", "segments", "covering", "covering_ids", "_layer", "_holdouts",
-                 "_coverage", "_coverage_limit", "_arm", "_arm_limit")
+    __slots__ = ("experiment_id", "running", "segments", "covering", "covering_ids", "eligibility", "_layer",
+                 "_holdouts", "_coverage", "_coverage_limit", "_arm", "_arm_limit")
 
     def __init__(self, *, experiment_id: str, running: bool, placement: str, segments: Sequence[Segment],
                  covering: Sequence[CohortView], salt: str, coverage: float | None,
-                 treatment_percentage: float) -> None:
+                 treatment_percentage: float, eligibility: Eligibility = ALL_REGIONS) -> None:
         self.experiment_id = experiment_id
+        self.eligibility = eligibility
         self.running = running
         self.segments = tuple((int(s), int(e)) for s, e in segments)
         self.covering = tuple(covering)
@@ -80,7 +87,7 @@ class ExperimentRule:
         self._arm = f"{salt}:arm:".encode()
         self._arm_limit = threshold(treatment_percentage)
 
-    def decide(self, user_id: str) -> tuple[Arm, OfferReason | None]:
+    def decide(self, user_id: str, region: str | None = None) -> tuple[Arm, OfferReason | None]:
         """The arm and the reason, asked about this experiment by id (the traffic test included)."""
         if not self.running:
             return Arm.NOT_ENROLLED, OfferReason.NOT_RUNNING
@@ -88,12 +95,18 @@ class ExperimentRule:
         layer = _from_bytes(sha256(self._layer + unit).digest()[:8], "big") % BUCKETS
         if not in_segments(layer, self.segments):
             return Arm.NOT_ENROLLED, OfferReason.NOT_IN_TRAFFIC
-        return self.decide_held(unit)
+        return self.decide_held(unit, region)
 
-    def decide_held(self, unit: bytes) -> tuple[Arm, OfferReason | None]:
+    def decide_held(self, unit: bytes, region: str | None = None) -> tuple[Arm, OfferReason | None]:
         """The decision for a user already known to be in this experiment's traffic (``unit``: UTF-8 id)."""
         if not self.running:
             return Arm.NOT_ENROLLED, OfferReason.NOT_RUNNING
+        if not self.eligibility.region_allows(region):
+            return Arm.NOT_ENROLLED, OfferReason.REGION
+        return self.assign(unit)
+
+    def assign(self, unit: bytes) -> tuple[Arm, OfferReason | None]:
+        """The hashes alone (holdout, coverage, arm): what the user would get were every rule before them met."""
         for prefix, limit in self._holdouts:
             if _from_bytes(sha256(prefix + unit).digest()[:8], "big") % BUCKETS < limit:
                 return Arm.HOLDOUT, OfferReason.HOLDOUT
@@ -110,22 +123,29 @@ class ExperimentRule:
 class ShippedRule:
     """A SHIPPED experiment: members of the cohorts covering the ship keep the status quo."""
 
-    __slots__ = ("experiment_id", "covering", "covering_ids", "_holdouts")
+    __slots__ = ("experiment_id", "covering", "covering_ids", "eligibility", "_holdouts")
 
-    def __init__(self, *, experiment_id: str, covering: Sequence[CohortView]) -> None:
+    def __init__(self, *, experiment_id: str, covering: Sequence[CohortView],
+                 eligibility: Eligibility = ALL_REGIONS) -> None:
         self.experiment_id = experiment_id
         self.covering = tuple(covering)
         self.covering_ids = tuple(c.cohort_id for c in covering)
+        self.eligibility = eligibility
         self._holdouts = tuple((c.prefix, c.limit) for c in covering)
 
-    def decide_unit(self, unit: bytes) -> tuple[Arm, OfferReason]:
+    def decide_unit(self, unit: bytes, region: str | None = None) -> tuple[Arm, OfferReason]:
+        """The region rule holds for a shipped offer too (where it may not be tested it may not be sold);
+        the audience rule does not: once shipped, the offer is the placement's for everyone, and a live
+        subscription is protected by its own store product id (the launch checklist's compliance item)."""
+        if not self.eligibility.region_allows(region):
+            return Arm.NOT_ENROLLED, OfferReason.REGION
         for prefix, limit in self._holdouts:
             if _from_bytes(sha256(prefix + unit).digest()[:8], "big") % BUCKETS < limit:
                 return Arm.HOLDOUT, OfferReason.HOLDOUT
         return Arm.SHIPPED, OfferReason.SHIPPED
 
-    def decide(self, user_id: str) -> tuple[Arm, OfferReason]:
-        return self.decide_unit(user_id.encode())
+    def decide(self, user_id: str, region: str | None = None) -> tuple[Arm, OfferReason]:
+        return self.decide_unit(user_id.encode(), region)
 
 
 class PlacementRule:
@@ -145,22 +165,26 @@ class PlacementRule:
         self._layer = f"{LAYER_SALT_PREFIX}{placement}:".encode()
         self._table = slot_table([r.segments for r in self.slots])
         self._compiled = tuple(
-            (r.running, r._holdouts, r._coverage, r._coverage_limit, r._arm, r._arm_limit,
+            (r.running, r.eligibility.region_allows, r._holdouts, r._coverage, r._coverage_limit, r._arm,
+             r._arm_limit,
              ((Arm.HOLDOUT, OfferReason.HOLDOUT, r), (Arm.NOT_ENROLLED, OfferReason.NOT_COVERED, r),
-              (Arm.TREATMENT, None, r), (Arm.CONTROL, None, r), (Arm.NOT_ENROLLED, OfferReason.NOT_RUNNING, r)))
+              (Arm.TREATMENT, None, r), (Arm.CONTROL, None, r), (Arm.NOT_ENROLLED, OfferReason.NOT_RUNNING, r),
+              (Arm.NOT_ENROLLED, OfferReason.REGION, r)))
             for r in self.slots)
         self._nobody = (Arm.NOT_ENROLLED, OfferReason.NOT_IN_TRAFFIC, None)
 
-    def decide(self, user_id: str, _h=_sha256, _int=_from_bytes, _n=BUCKETS  # noqa: B008 - locals: the hot path
-               ) -> tuple[Arm, OfferReason | None, ExperimentRule | ShippedRule | None]:
+    def decide(self, user_id: str, region: str | None = None, _h=_sha256, _int=_from_bytes,  # noqa: B008
+               _n=BUCKETS) -> tuple[Arm, OfferReason | None, ExperimentRule | ShippedRule | None]:
         # Each test is API.md §2's bucket: int.from_bytes(digest[:8], "big") % 10000, written as the top 64
         # bits of the whole digest (the same number, without slicing a copy of it).
         unit = user_id.encode()
         slot = self._table[(_int(_h(self._layer + unit).digest(), "big") >> 192) % _n]
         if slot:
-            running, holdouts, coverage, coverage_limit, arm, arm_limit, answers = self._compiled[slot - 1]
+            running, allows, holdouts, coverage, coverage_limit, arm, arm_limit, answers = self._compiled[slot - 1]
             if not running:  # the holder is paused
                 return answers[4]
+            if not allows(region):  # a region it may not serve (domain/eligibility.py)
+                return answers[5]
             for prefix, limit in holdouts:
                 if (_int(_h(prefix + unit).digest(), "big") >> 192) % _n < limit:
                     return answers[0]
@@ -170,7 +194,7 @@ class PlacementRule:
                 return answers[2]
             return answers[3]
         if self.shipped is not None:
-            arm_, reason = self.shipped.decide_unit(unit)
+            arm_, reason = self.shipped.decide_unit(unit, region)
             return arm_, reason, self.shipped
         return self._nobody
 

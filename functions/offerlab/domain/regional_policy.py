@@ -1,6 +1,6 @@
-"""Regional policy for analyses: which users must not count, by region (a bias adjustment).
+"""The regional policy: where offers may not be shown, and (for analyses) which users must not count.
 
-A configurable table with two parts:
+A configured table (not code) with two parts:
 
 * ``offer_type_not_allowed``: {offer type: regions} where that kind of offer may not be shown (e.g. a
   price test where local consumer law forbids personalised prices). A user from such a region who was
@@ -9,13 +9,17 @@ A configurable table with two parts:
 * ``consent_excluded``: regions whose users are excluded from analysis altogether (e.g. where the
   consent the app collects does not cover experimentation analytics).
 
-Regions are what metric events carry in ``region`` (API.md §5): compared case-insensitively, so
-``"de"`` and ``"DE"`` are the same region. A user without a known region is never excluded.
+Delivery applies both (domain/eligibility.py): get_offer keeps users of those regions out of the experiment
+before enrolment (status quo, reason ``region``), so they are never exposed. Analyses apply the same table to
+the region metric events carry (API.md §5) as a safety net: events whose region the request did not show.
+Regions are compared case-insensitively (``"de"`` is ``DE``); a user without a known region is never
+excluded by the analysis.
 
-The default below is deliberately conservative and only an example: the regions under comprehensive
-embargo, where no offer of any type may be sold. A deployment sets its own table in the environment
-variable ``OFFERLAB_REGIONAL_POLICY`` (JSON, ``{"offerTypeNotAllowed": {"PRICE_CHANGE": ["XX"]},
-"consentExcluded": ["YY"]}``; docs/analytics.md). Pure: no Firebase.
+The table is configuration (offerlab/config.py ``regional_policy``): the environment variable
+``OFFERLAB_REGIONAL_POLICY`` (the JSON text), else the file named by ``OFFERLAB_REGIONAL_POLICY_FILE``, else
+the default shipped beside this package, ``functions/offerlab/regional-policy.default.json`` (documented in
+docs/regions.md §3: the regions under comprehensive embargo, where no offer of any type may be sold).
+Codes must be ISO 3166-1 alpha-2 (domain/iso.py). Pure: this module parses, it reads no file.
 """
 from __future__ import annotations
 
@@ -23,13 +27,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from offerlab.domain.iso import COUNTRIES, normalize_code
 from offerlab.domain.types import OfferType
-
-_EMBARGOED = frozenset({"CU", "IR", "KP", "SY"})
 
 
 def _norm(region: str) -> str:
-    return region.strip().upper()
+    return normalize_code(region)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,10 @@ class RegionalPolicy:
     def excludes(self, offer_type: OfferType, region: str | None) -> bool:
         return self.exclusion_reason(offer_type, region) is not None
 
+    def denied_for(self, offer_type: OfferType | str) -> frozenset[str]:
+        """The regions where get_offer may not enrol anyone in an ``offer_type`` experiment."""
+        return self.offer_type_not_allowed.get(OfferType(offer_type), frozenset()) | self.consent_excluded
+
     def as_dict(self) -> dict[str, Any]:
         """JSON form (sorted: it enters the analysis' inputs digest)."""
         return {
@@ -60,7 +67,16 @@ class RegionalPolicy:
         }
 
 
-DEFAULT_POLICY = RegionalPolicy(offer_type_not_allowed={t: _EMBARGOED for t in OfferType})
+EMPTY_POLICY = RegionalPolicy()
+
+
+def _codes(values: Any, what: str) -> frozenset[str]:
+    if not isinstance(values, list) or not all(isinstance(r, str) and r.strip() for r in values):
+        raise ValueError(f"{what} must be a list of non-empty strings")
+    bad = sorted({r for r in values if _norm(r) not in COUNTRIES})
+    if bad:
+        raise ValueError(f"{what}: not ISO 3166-1 alpha-2 codes: {bad[:10]}")
+    return frozenset(_norm(r) for r in values)
 
 
 def policy_from_dict(data: Mapping[str, Any]) -> RegionalPolicy:
@@ -80,16 +96,14 @@ def policy_from_dict(data: Mapping[str, Any]) -> RegionalPolicy:
             offer_type = OfferType(name)
         except ValueError:
             raise ValueError(f"unknown offer type {name!r}") from None
-        if not isinstance(regions, list) or not all(isinstance(r, str) and r.strip() for r in regions):
-            raise ValueError(f"regions of {name} must be a list of non-empty strings")
-        table[offer_type] = frozenset(_norm(r) for r in regions)
-    if not all(isinstance(r, str) and r.strip() for r in raw_consent):
-        raise ValueError("consentExcluded must list non-empty strings")
-    return RegionalPolicy(table, frozenset(_norm(r) for r in raw_consent))
+        table[offer_type] = _codes(regions, f"regions of {name}")
+    return RegionalPolicy(table, _codes(raw_consent, "consentExcluded"))
 
 
-def policy_from_env(text: str | None) -> RegionalPolicy:
-    """The table from ``OFFERLAB_REGIONAL_POLICY`` (JSON) or the default when unset/empty."""
-    if not text or not text.strip():
-        return DEFAULT_POLICY
-    return policy_from_dict(json.loads(text))
+def policy_from_json(text: str) -> RegionalPolicy:
+    """The table from its JSON text (ValueError when malformed: a bad table must not silently mean 'none')."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"the regional policy is not JSON: {err}") from None
+    return policy_from_dict(data)

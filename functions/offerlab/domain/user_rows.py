@@ -28,6 +28,11 @@ class UserRow:
     region: str | None = None
     first_exposed_at: datetime | None = None
     last_event_at: datetime | None = None
+    currencies: Mapping[str, Mapping[str, Mapping[str, int]]] = field(default_factory=dict)
+    """Money events by original currency and type (count, amountMinor, convertedMinor): the breakdown."""
+    refused: Mapping[str, int] = field(default_factory=dict)
+    """Metric events refused by conversion, per reason (never summed)."""
+    refused_currencies: Mapping[str, int] = field(default_factory=dict)
 
     def value(self, metric: Metric) -> tuple[float, float]:
         """(numerator, denominator) of ``metric`` for this user (domain/metrics.py, API.md §7)."""

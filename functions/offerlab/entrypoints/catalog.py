@@ -9,7 +9,7 @@ checks that this table and the modules' ``__all__`` agree.
 """
 from __future__ import annotations
 
-AREAS = ("analytics", "experiments", "holdouts", "ledger", "metrics", "offers", "rollouts", "system")
+AREAS = ("analytics", "experiments", "holdouts", "ledger", "metrics", "money", "offers", "rollouts", "system")
 
 FUNCTIONS: dict[str, tuple[str, ...]] = {
     "analytics": ("analyze_experiment", "check_guardrails", "monitor_experiment", "guardrail_sweep",
@@ -25,9 +25,10 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
                "export_audit_report", "get_checkpoint", "get_inclusion_proof", "get_consistency_proof",
                "ledger_on_experiment_event", "ledger_on_rollout_event",
                "ledger_on_analysis", "ledger_on_spillover_event", "ledger_on_experiment_write",
-               "ledger_on_cohort_write", "ledger_sweep"),
+               "ledger_on_cohort_write", "ledger_sweep", "ledger_on_exchange_rates"),
     "metrics": ("ingest_offer_metric_event", "ingest_fraud_signal", "on_experiment_kill_switch"),
     "offers": ("get_offer",),
+    "money": ("set_exchange_rates",),
     "rollouts": ("create_rollout_plan", "start_rollout", "check_stage_progress", "progress_rollout",
                  "pause_rollout", "rollback_rollout", "abort_rollout", "rollout_sweep", "on_rollout_check"),
     "system": ("ping",),

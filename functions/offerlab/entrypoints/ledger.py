@@ -14,7 +14,7 @@ __all__ = [
     "get_audit_trail", "verify_ledger", "get_audit_report", "get_ledger_statistics", "export_audit_report",
     "get_checkpoint", "get_inclusion_proof", "get_consistency_proof",
     "ledger_on_experiment_event", "ledger_on_rollout_event", "ledger_on_analysis", "ledger_on_spillover_event",
-    "ledger_on_experiment_write", "ledger_on_cohort_write", "ledger_sweep",
+    "ledger_on_experiment_write", "ledger_on_cohort_write", "ledger_sweep", "ledger_on_exchange_rates",
 ]
 
 import logging
@@ -179,6 +179,11 @@ def ledger_on_experiment_write(event: firestore_fn.Event) -> None:
 @firestore_fn.on_document_written(document=f"{C.HOLDOUT_COHORTS}/{{cohortId}}")
 def ledger_on_cohort_write(event: firestore_fn.Event) -> None:
     _append(event, SourceKind.COHORT_DOCUMENT, event.data.before, event.data.after)
+
+
+@firestore_fn.on_document_created(document=f"{C.EXCHANGE_RATES}/{{ratesId}}")
+def ledger_on_exchange_rates(event: firestore_fn.Event) -> None:
+    _append(event, SourceKind.EXCHANGE_RATES, None, event.data)
 
 
 # --- schedule ---------------------------------------------------------------------------------------------

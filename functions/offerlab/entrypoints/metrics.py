@@ -34,6 +34,9 @@ def ingest_offer_metric_event(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePubli
         outcome = svc.ingest_metric_event(store(), data)
         if outcome.status is svc.Status.REJECTED:
             log.warning("rejected metric event (message %s): %s", message_id, outcome.reason)
+        elif outcome.status is svc.Status.REFUSED:
+            log.warning("refused metric event (message %s): %s; counted on %s", message_id, outcome.reason,
+                        ",".join(outcome.experiments) or "no experiment")
         else:
             log.info("metric event (message %s): %s %s", message_id, outcome.status.value, ",".join(outcome.experiments))
 

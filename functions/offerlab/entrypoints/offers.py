@@ -1,4 +1,5 @@
-"""get_offer (API.md §3, §10): any signed-in user for their own uid; the service role for anyone."""
+"""get_offer (API.md §3, §10, §13): any signed-in user for their own uid; the service role for anyone (and
+only it may say whether the user subscribes: ``subscriber``)."""
 from __future__ import annotations
 
 __all__ = ["get_offer"]
@@ -14,4 +15,4 @@ from offerlab.store.firestore_store import firestore_store as store
 @https_fn.on_call()
 def get_offer(req: https_fn.CallableRequest) -> dict:
     return handle(req, GetOffer, lambda c, p: svc.get_offer(store(), c, p.user_id, p.experiment_id, p.placement,
-                                                            p.region))
+                                                            p.region, p.subscriber))

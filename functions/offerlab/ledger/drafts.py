@@ -21,6 +21,7 @@ UNATTRIBUTED_CHAIN = "unattributed"    # events that name no experiment or cohor
 UNKNOWN_ACTOR = "unknown"
 UNVERIFIED_ACTOR = "unattributed"      # a change that bypassed the functions has no trustworthy actor
 COHORT_CHAIN_PREFIX = "cohort:"
+EXCHANGE_RATES_CHAIN = "exchange-rates"  # every set_exchange_rates, in order (docs/regions.md §5)
 MAX_PAYLOAD_BYTES = 256 * 1024         # a ledger entry must stay far below Firestore's 1 MiB document cap
 MAX_CHANGES = 50                       # changed paths listed with their values in one entry
 
@@ -34,6 +35,7 @@ class SourceKind(str, enum.Enum):
     SPILLOVER_VIOLATION = "SPILLOVER_VIOLATION"  # holdoutSpilloverEvents with violation == true, created
     EXPERIMENT_DOCUMENT = "EXPERIMENT_DOCUMENT"  # offerExperiments, any write
     COHORT_DOCUMENT = "COHORT_DOCUMENT"          # holdoutCohorts, any write
+    EXCHANGE_RATES = "EXCHANGE_RATES"            # exchangeRates, created (never changed)
 
 
 UNAUTHORISED_CHANGE = "UNAUTHORISED_CHANGE"
@@ -111,6 +113,9 @@ def drafts_for(source: SourceEvent) -> list[Draft]:
         chain = _valid_chain_id(_text(data, "experimentId")) or (cohort_chain(cohort) if cohort else UNATTRIBUTED_CHAIN)
         actor = _text(data, "createdBy") or _text(data, "actor") or UNKNOWN_ACTOR
         return [Draft(chain, _entry(source, "ANALYSIS_RECORDED", actor, data, data))]
+    if source.kind is SourceKind.EXCHANGE_RATES:
+        actor = _text(data, "setBy") or UNKNOWN_ACTOR
+        return [Draft(EXCHANGE_RATES_CHAIN, _entry(source, "EXCHANGE_RATES_SET", actor, data, data))]
     if source.kind is SourceKind.SPILLOVER_VIOLATION:
         if data.get("violation") is not True:
             return []

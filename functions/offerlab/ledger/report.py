@@ -40,7 +40,7 @@ SHIP_FIELDS = ("arm", "reason", "placement", "shippedConfig", "approver", "appro
                "replaces", "supersededBy")
 ANALYSIS_FIELDS = ("analysisId", "metric", "rawPercentChange", "correctedPercentChange", "pValue",
                    "confidenceInterval", "sampleSizes", "srmPValue", "dataQuality", "recommendation",
-                   "method", "inputsDigest", "createdBy")
+                   "method", "inputsDigest", "createdBy", "currencyBreakdown")
 
 
 def _inner(payload: dict[str, Any]) -> dict[str, Any]:

@@ -23,12 +23,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from offerlab import config
 from offerlab.domain.actors import Caller, Role
 from offerlab.domain import analysis_rules as rules
 from offerlab.domain.clock import utcnow
 from offerlab.domain.errors import PermissionDenied
+from offerlab.domain.money import CurrencyBreakdown
 from offerlab.domain.metrics import METRIC_KINDS, Metric, MetricKind
-from offerlab.domain.regional_policy import RegionalPolicy, policy_from_env
+from offerlab.domain.regional_policy import RegionalPolicy
 from offerlab.ledger.canonical import canonicalize
 from offerlab.service.analysis_source import ARMS, AnalysisSource, UserRow
 from offerlab.service.paged_analysis import Pages, digest_line, run_paged
@@ -46,21 +48,24 @@ class AnalysisSettings:
     fraud_threshold: float = 0.8
     winsorize_percentile: float = 99.0
     alpha: float = 0.05
-    policy: RegionalPolicy = field(default_factory=lambda: policy_from_env(None))
+    policy: RegionalPolicy = field(default_factory=config.regional_policy)
+    reporting_currency: str = field(default_factory=config.reporting_currency)
+    """The currency every amount was converted into at ingestion (domain/money.py)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"fraudThreshold": self.fraud_threshold, "winsorizePercentile": self.winsorize_percentile,
-                "alpha": self.alpha, "regionalPolicy": self.policy.as_dict(),
+                "alpha": self.alpha, "regionalPolicy": self.policy.as_dict(), "reportingCurrency": self.reporting_currency,
                 "botRules": {"paywallViews": rules.BOT_PAYWALL_VIEWS, "eventsPerMinute": rules.BOT_EVENTS_PER_MINUTE,
                              "minEventsForRate": rules.BOT_MIN_EVENTS_FOR_RATE}}
 
 
 def settings_from_env() -> AnalysisSettings:
-    """Deployment settings: OFFERLAB_FRAUD_THRESHOLD, OFFERLAB_WINSORIZE_PERCENTILE, OFFERLAB_REGIONAL_POLICY."""
+    """Deployment settings: OFFERLAB_FRAUD_THRESHOLD, OFFERLAB_WINSORIZE_PERCENTILE, the regional policy
+    (offerlab/config.py: OFFERLAB_REGIONAL_POLICY, OFFERLAB_REGIONAL_POLICY_FILE, else the shipped default)."""
     return AnalysisSettings(
         fraud_threshold=float(os.environ.get("OFFERLAB_FRAUD_THRESHOLD", "0.8")),
         winsorize_percentile=float(os.environ.get("OFFERLAB_WINSORIZE_PERCENTILE", "99")),
-        policy=policy_from_env(os.environ.get("OFFERLAB_REGIONAL_POLICY")),
+        policy=config.regional_policy(), reporting_currency=config.reporting_currency(),
     )
 
 
@@ -149,7 +154,8 @@ def compute_analysis(inputs: AnalysisInputs, pages: Pages | None = None) -> dict
     from offerlab.stats.sequential import always_valid_lift  # noqa: PLC0415
 
     experiment, metric = inputs.experiment, inputs.metric
-    pages = pages or (lambda: iter([list(inputs.rows)]))
+    pages = breakdown_pages(pages or (lambda: iter([list(inputs.rows)])), breakdown := CurrencyBreakdown(
+        inputs.settings.reporting_currency))
     family = family_metrics(experiment)
     threshold = inputs.settings.fraud_threshold
 
@@ -223,7 +229,28 @@ def compute_analysis(inputs: AnalysisInputs, pages: Pages | None = None) -> dict
         "settings": inputs.settings.as_dict(),
         "holm_adjusted_p_value": adjusted_p, "kpi_family": kpi_family,
         "analysis_passes": result.passes,
+        # API.md §13: amounts are in the reporting currency; what each currency contributed, and what was refused.
+        "currency_breakdown": breakdown.as_dict(),
     }
+
+
+def breakdown_pages(pages: Pages, breakdown: CurrencyBreakdown) -> Pages:
+    """``pages`` that also add each CONTROL/TREATMENT user's currencies to ``breakdown`` on the first pass
+    (no extra read: the analysis reads every page in its first pass anyway)."""
+    first = [True]
+
+    def counted():
+        if not first[0]:
+            yield from pages()
+            return
+        first[0] = False
+        for page in pages():
+            for row in page:
+                if row.arm in ARMS:
+                    breakdown.add(row.arm, row.currencies, row.refused, row.refused_currencies)
+            yield page
+
+    return counted
 
 
 # --- the use case -------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from offerlab.domain import checklist
 from offerlab.domain.actors import Caller, actor_of
 from offerlab.domain.assignment import new_salt
 from offerlab.domain.clock import utcnow
+from offerlab.domain.eligibility import effective_audience
 from offerlab.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from offerlab.domain.reference_price import served_price, shown_as_discount
 from offerlab.domain.lifecycle import (
     EVENT_TYPES, Command, Transition, check_actor, check_not_already_approved, plan_transition,
 )
@@ -24,7 +26,10 @@ from offerlab.domain.types import ExperimentStatus
 from offerlab.service import program
 from offerlab.service.ports import Store, UnitOfWork
 from offerlab.service.transitions import Change, transition_experiment, write_experiment, write_plan_step
-from offerlab.store.documents import Approval, Guardrail, Hypothesis, KillSwitch, Kpi, OfferExperiment, TrafficSegment
+from offerlab.store.documents import (
+    Approval, Guardrail, Hypothesis, KillSwitch, Kpi, OfferExperiment, RegionRules, TrafficSegment,
+)
+from offerlab.store.experiment_cache import eligibility_of
 
 # The kill-switch topic's actor: authorised by who may publish to the topic (IAM), named by the message.
 KILL_SWITCH_SOURCE = "experiment-kill-switch"
@@ -48,6 +53,10 @@ def _definition(fields: dict[str, Any]) -> dict[str, Any]:
         out["kpis"] = [Kpi.model_validate(k.model_dump(mode="json")) for k in out["kpis"]]
     if out.get("guardrails") is not None:
         out["guardrails"] = [Guardrail.model_validate(g.model_dump(mode="json")) for g in out["guardrails"]]
+    if out.get("regions") is not None:
+        out["regions"] = RegionRules(allow=sorted(out["regions"].allow), deny=sorted(out["regions"].deny))
+    if out.get("audience") is not None:
+        out["audience"] = out["audience"].value
     return out
 
 
@@ -109,7 +118,9 @@ def create_experiment(store: Store, caller: Caller, request: Any) -> OfferExperi
         payload = {"name": experiment.name, "offerType": experiment.offer_type.value,
                    "holdoutCohortId": experiment.holdout_cohort_id,
                    "treatmentPercentage": experiment.treatment_percentage, "approvers": experiment.approvers,
-                   "placement": experiment.placement, "trafficPercentage": experiment.traffic_percentage}
+                   "placement": experiment.placement, "trafficPercentage": experiment.traffic_percentage,
+                   "regions": experiment.regions.to_firestore() if experiment.regions else None,
+                   "audience": effective_audience(experiment.audience, experiment.offer_type).value}
         return write_experiment(uow, None, experiment, transition, actor.name, now, payload)
 
     return store.transaction(body)
@@ -208,8 +219,30 @@ def launch_facts(uow: UnitOfWork, experiment: OfferExperiment) -> tuple[checklis
         rollout_stage_count=len(plan.stages) if plan else 0,
         cohort_scope_includes=scope is not None and scope.includes(experiment.placement, experiment.offer_type),
         cohort_scope=scope.describe() if scope else "none",
+        **compliance_facts(experiment),
     )
     return facts, plan
+
+
+def _text(config: dict[str, Any], key: str) -> str | None:
+    value = config.get(key)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def compliance_facts(experiment: OfferExperiment) -> dict[str, Any]:
+    """The facts of the checklist's compliance item (domain/checklist.py), from the definition and the
+    regional policy as get_offer applies it (store/experiment_cache.py eligibility_of)."""
+    offer, control = experiment.offer_config or {}, experiment.control_config or {}
+    served = eligibility_of(experiment).served_regions()
+    rule = offer.get("referencePriceRule")
+    return {
+        "offer_type": experiment.offer_type.value,
+        "offer_product_id": _text(offer, "productId"), "control_product_id": _text(control, "productId"),
+        "display_as_discount": shown_as_discount(offer),
+        "discount_price_named": served_price(offer, None) is not None,
+        "reference_price_rule": rule if isinstance(rule, str) else (None if rule is None else repr(rule)),
+        "served_regions": tuple(sorted(served)) if served is not None else None,
+    }
 
 
 def start_experiment(store: Store, caller: Caller, experiment_id: str) -> OfferExperiment:

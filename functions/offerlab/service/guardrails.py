@@ -331,6 +331,12 @@ def monitor_experiment(store: Store, caller: Caller, experiment_id: str, *, now:
     checks = check_experiment(store, experiment, data) if experiment.status not in _NOT_STARTED else []
     guardrails = [c.as_dict() for c in checks]
     health, issues = rules.monitor_health(srm, guardrails, exposures, experiment.status.value)
+    refusals = store.eligibility.count_refusals(experiment_id)
+    refused_events = sum(data.stats.refused.values())
+    if refused_events:
+        issues.append(f"{refused_events} metric event(s) refused (no exchange rate or an unknown currency): "
+                      "counted, not summed (docs/regions.md §5)")
+        health = "CRITICAL" if health == "CRITICAL" else "WARNING"
     if past_planned_end(experiment, now or utcnow()):
         issues.append(f"past its planned end date ({experiment.planned_end_date.isoformat()}): enrolling nobody "
                       "until it is completed")
@@ -340,4 +346,6 @@ def monitor_experiment(store: Store, caller: Caller, experiment_id: str, *, now:
             "srmPValue": srm, "guardrails": guardrails,
             "exclusions": {arm: data.stats.exclusions[arm] for arm in ("CONTROL", "TREATMENT")},
             "keptUsers": {arm: data.stats.kept_users[arm] + data.stats.zero_users(arm) for arm in ("CONTROL", "TREATMENT")},
+            # API.md §13: users kept out before enrolment (count aggregations), events refused by conversion.
+            "notEnrolled": refusals, "refusedEvents": dict(data.stats.refused),
             "documentsRead": 1 + max(data.stats.documents, 1)}

@@ -14,6 +14,13 @@ nothing is written.
 sums of every experiment they were exposed to, on every delivery (idempotent), so a signal arriving before,
 between or after their events excludes them exactly once.
 
+Money (docs/regions.md §5): a purchase, renewal, refund or chargeback is converted into the reporting
+currency at its date's rate (``convert_event``) before its delta is built; one that cannot be (an unknown
+currency, no usable rate) is REFUSED: its marker is written like any event's (so it is not retried
+forever), and it adds only ``refused.{reason}`` to the totals of the experiments it belongs to.
+Every activating or ending event also updates the user's customerStatus (``record_customer_state``): what
+get_offer's NEW_CUSTOMERS rule reads, whether or not the user was ever exposed.
+
 Handlers never raise for bad data: they return an ``Outcome`` the entry point logs (ack, no retry).
 """
 from __future__ import annotations
@@ -26,7 +33,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
+from offerlab import config
 from offerlab.domain import metrics as rules
+from offerlab.domain.eligibility import ACTIVATING_EVENTS, DEACTIVATING_EVENTS
+from offerlab.domain.iso import is_currency
+from offerlab.domain.money import Conversion, DayRates, convert, parse_amount, rate_days
 from offerlab.domain.aggregates import UserChange
 from offerlab.domain.clock import parse_rfc3339, utcnow
 from offerlab.domain.errors import NotFound
@@ -42,6 +53,7 @@ log = logging.getLogger("offerlab.metrics")
 
 class Status(str, enum.Enum):
     APPLIED = "APPLIED"            # counted now
+    REFUSED = "REFUSED"            # a money event that could not be converted: counted as refused, not summed
     DUPLICATE = "DUPLICATE"        # already processed: no effect
     NOT_EXPOSED = "NOT_EXPOSED"    # the user was never exposed (to the named experiment): no totals
     REJECTED = "REJECTED"          # malformed: logged, acknowledged, never retried
@@ -62,11 +74,45 @@ def _reason(err: Exception) -> str:
     return str(err)[:1000]
 
 
+def convert_event(store: Store, event: rules.MetricEvent, raw_value: Any) -> Conversion | None:
+    """A money event's amount in the reporting currency at its date's rate (domain/money.py), or None for an
+    event that carries no money. ``raw_value``: the message's ``value`` as sent (a JSON number or a decimal
+    string), so the amount is the producer's decimal, not a binary float's."""
+    if event.type not in rules.MONEY_TYPES:
+        return None
+    amount = parse_amount(raw_value if isinstance(raw_value, (int, float, str)) and not isinstance(raw_value, bool)
+                          else event.value)
+    reporting = config.reporting_currency()
+    day = event.occurred_at.date()
+    max_age = config.rate_max_age_days()
+    needs_rate = event.currency is not None and is_currency(event.currency) and event.currency.upper() != reporting
+    table: dict[Any, list[DayRates]] = {}
+    if needs_rate:
+        days = rate_days(day, max_age)
+        stored = store.exchange_rates.on_days([d.isoformat() for d in days])
+        table = {d: [DayRates.of(r.date, r.base, r.rates) for r in stored.get(d.isoformat(), [])] for d in days}
+    return convert(amount, event.currency, reporting, day, table, max_age)
+
+
+def record_customer_state(store: Store, event: rules.MetricEvent) -> None:
+    """Keep the user's subscription state (customerStatus) from their events: blind maxima, so any order and
+    any duplicate agree; sandbox (test-store) events say nothing about a real subscription."""
+    if event.sandbox:
+        return
+    at = rules.epoch_micros(event.occurred_at)
+    if event.type.value in ACTIVATING_EVENTS:
+        store.customers.record_events(event.user_id, at, None)
+    elif event.type.value in DEACTIVATING_EVENTS:
+        store.customers.record_events(event.user_id, None, at)
+
+
 def ingest_metric_event(store: Store, data: Any) -> Outcome:
     try:
         event = rules.parse_metric_event(data)
+        money = convert_event(store, event, data.get("value"))
     except (ValueError, TypeError) as err:
         return Outcome(Status.REJECTED, _reason(err))
+    record_customer_state(store, event)
     exposures = _exposures_of(store, event)
     touched = [e.experiment_id for e in exposures]
     now = utcnow()
@@ -74,10 +120,15 @@ def ingest_metric_event(store: Store, data: Any) -> Outcome:
         experiment_id=exposure.experiment_id, user_id=event.user_id, arm=exposure.arm,
         identity={"experimentId": exposure.experiment_id, "userId": event.user_id, "arm": exposure.arm,
                   "firstExposedAt": exposure.first_exposed_at, "updatedAt": now},
-        delta=rules.event_delta(event, exposure.first_exposed_at),
+        delta=rules.refused_delta(money) if money is not None and not money.ok
+        else rules.event_delta(event, exposure.first_exposed_at, money),
         spec=_spec(store, exposure.experiment_id)) for exposure in exposures]
     if not store.metric_totals.apply_once(event.event_id, changes):
         return Outcome(Status.DUPLICATE)
+    if money is not None and not money.ok:
+        # Refused with its reason and counted on every experiment the event belongs to (refused.{reason} on
+        # the users' totals and the shards: monitor_experiment and analyses show it); never summed.
+        return Outcome(Status.REFUSED, f"{money.refusal.value}: {money.currency}", tuple(touched))
     if not touched:
         return Outcome(Status.NOT_EXPOSED)
     return Outcome(Status.APPLIED, experiments=tuple(touched))

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Protocol, Sequence, TypeVar
 
+from offerlab.domain.eligibility import FirstDecision
 from offerlab.domain.holdouts import CohortView
 from offerlab.domain.aggregates import UserChange
 from offerlab.domain.types import CohortStatus, ExperimentStatus
 from offerlab.store.experiment_cache import OfferView, PlacementView
 from offerlab.store.documents import (
-    ExperimentAnalysis, ExperimentEvent, ExperimentExposure, ExperimentSnapshot, FraudScore, HoldoutAnalysis,
-    HoldoutAssignment, HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent, OfferExperiment, PlacementLayer,
-    ProgramLock, RolloutEvent, RolloutPlan,
+    CustomerStatus, ExchangeRates, ExperimentAnalysis, ExperimentEvent, ExperimentExposure, ExperimentSnapshot,
+    FraudScore, HoldoutAnalysis, HoldoutAssignment, HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent,
+    OfferExperiment, OfferRefusal, PlacementLayer, PriceServed, ProgramLock, RolloutEvent, RolloutPlan,
 )
 
 T = TypeVar("T")
@@ -126,6 +127,18 @@ class ContaminationRepository(Protocol):
     def create(self, scope_id: str, record: HoldoutContamination) -> None: ...
 
 
+class ExchangeRateRepository(Protocol):
+    """Dated rates per base (exchangeRates): created once, never changed (docs/regions.md §5)."""
+
+    def get(self, day: str, base: str) -> ExchangeRates | None: ...
+
+    def create(self, rates: ExchangeRates) -> None:
+        """Create the day's rates for one base; the commit fails if they exist."""
+
+    def on_days(self, days: list[str]) -> dict[str, list[ExchangeRates]]:
+        """Every base's rates of each day (outside a transaction; a day with rates is cached for good)."""
+
+
 class UnitOfWork(Protocol):
     """The repositories of one transaction."""
 
@@ -138,6 +151,7 @@ class UnitOfWork(Protocol):
     contaminations: ContaminationRepository
     placements: PlacementRepository
     coverage_lock: CoverageLock
+    exchange_rates: ExchangeRateRepository
 
 
 class ExposureLog(Protocol):
@@ -229,6 +243,41 @@ class ExperimentDefinitions(Protocol):
     def get(self, experiment_id: str) -> OfferExperiment: ...
 
 
+class EligibilityRecords(Protocol):
+    """Each user's first decision in an experiment with pre-enrolment rules (domain/eligibility.py): an
+    exposure (the ExposureLog's) or a refusal (offerRefusals), created once."""
+
+    def known(self, experiment_id: str, user_id: str) -> FirstDecision | None:
+        """The decision this process recorded or read recently (no read), or None."""
+
+    def first_decision(self, experiment_id: str, user_id: str, *, with_customer: bool) -> FirstDecision:
+        """Read the user's exposure and refusal (and with ``with_customer`` their customerStatus) at once."""
+
+    def record_refusal(self, refusal: OfferRefusal) -> bool:
+        """Create it; False when it already existed."""
+
+    def count_refusals(self, experiment_id: str) -> dict[str, int]:
+        """Refused users per reason (region, audience), by aggregation."""
+
+
+class CustomerRecords(Protocol):
+    """Per user (customerStatus): the latest activating and ending events' times, merged blind."""
+
+    def record_events(self, user_id: str, activation_micros: int | None, deactivation_micros: int | None) -> None: ...
+
+    def find(self, user_id: str) -> CustomerStatus | None: ...
+
+
+class PriceHistory(Protocol):
+    """The prices get_offer served, per placement, region and day (domain/reference_price.py)."""
+
+    def record_served(self, served: PriceServed) -> bool:
+        """Create the (series, day, price) entry once; no write when this process made it already."""
+
+    def served_between(self, placement: str, region: str, first_day: str, last_day: str) -> list[PriceServed]:
+        """The series' entries of those days (inclusive), at most a bounded time stale."""
+
+
 class Snapshots(Protocol):
     def exists(self, experiment_id: str, tick_id: str) -> bool: ...
 
@@ -251,6 +300,9 @@ class Store(UnitOfWork, Protocol):
     definitions: ExperimentDefinitions
     snapshots: Snapshots
     messages: Messages
+    eligibility: EligibilityRecords
+    customers: CustomerRecords
+    prices: PriceHistory
 
     def transaction(self, body: Callable[[UnitOfWork], T], *, event_handler: bool = False) -> T:
         """Run ``body(uow)`` in one transaction, under the contention policy of store/transaction.py

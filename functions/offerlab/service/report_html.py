@@ -72,6 +72,19 @@ def _y_axis(lo: float, hi: float, y, unit: str = "") -> list[str]:
     return parts
 
 
+def currency_table(analysis: dict[str, Any] | None) -> str:
+    """What each currency contributed to the latest analysis (amounts as sent and converted) and what was
+    refused (API.md §13: never summed)."""
+    breakdown = (analysis or {}).get("currencyBreakdown") or {}
+    reporting = breakdown.get("reportingCurrency") or "?"
+    rows = [[code, c.get("events"), c.get("amount"), f"{reporting} {c.get('convertedAmount')}"]
+            for code, c in sorted((breakdown.get("currencies") or {}).items())]
+    refused = breakdown.get("refusedEvents") or {}
+    rows += [[f"refused: {reason}", count, ", ".join(sorted(breakdown.get("refusedCurrencies") or {})), "not summed"]
+             for reason, count in sorted(refused.items()) if count]
+    return _table(["currency", "events", "amount", "converted"], rows)
+
+
 def lift_chart(analyses: list[dict[str, Any]], metric: str | None) -> str:
     """Corrected lift (%) with its confidence band, one point per analysis of ``metric``."""
     title = f"Cumulative lift of {metric or 'the primary metric'} with its confidence interval"
@@ -290,6 +303,7 @@ def render_html(report: dict[str, Any]) -> str:
                [[a.get("sequence"), a.get("metric"), _fmt(a.get("rawPercentChange")), _fmt(a.get("correctedPercentChange")),
                  a.get("confidenceInterval"), _fmt(a.get("pValue")), a.get("dataQuality"), a.get("recommendation"),
                  a.get("digest")] for a in analyses]),
+        "<h2>Currencies (latest analysis)</h2>", currency_table(latest),
         "<h2>Spillover violations</h2>",
         _table(["#", "at", "from", "to", "channel", "reason"],
                [[s.get("sequence"), s.get("at"), s.get("fromUserId"), s.get("toUserId"), s.get("channel"), s.get("reason")]

@@ -25,7 +25,8 @@ def _row(user_id: str, arm: str, totals: Mapping[str, Any] | None) -> UserRow:
         user_id=user_id, arm=arm, counts=totals.get("counts") or {}, amounts=totals.get("amounts") or {},
         pre_exposure=totals.get("preExposure") or {}, sandbox=bool(totals.get("sandbox")) or bool(totals.get("sandboxEvents")),
         region=totals.get("lastRegion"), first_exposed_at=totals.get("firstExposedAt"),
-        last_event_at=last_event_at(totals),
+        last_event_at=last_event_at(totals), currencies=totals.get("currencies") or {},
+        refused=totals.get("refused") or {}, refused_currencies=totals.get("refusedCurrencies") or {},
     )
 
 

@@ -32,8 +32,14 @@ LEDGER_PENDING = "pendingEntries"                 # ledgerHeads/{chainId}/pendin
 EXPERIMENT_ALERTS = "experimentAlerts"            # {alertId}: unauthorised changes and other alerts (docs/ledger.md)
 PLACEMENT_LAYERS = "placementLayers"              # {placement}: layer-bucket holders and the shipped experiment (docs/program.md)
 PROGRAM_LOCKS = "programLocks"                    # {name}: serialises coverage changes (starts, ships, freezes, retirements)
+OFFER_REFUSALS = "offerRefusals"                  # {experimentId}_{userId}: kept out before enrolment (docs/regions.md)
+CUSTOMER_STATUS = "customerStatus"                # {userId}: subscription state from ingested history
+PRICE_SERIES = "priceSeries"                      # {placement}|{region}: parent of the price history of one series
+PRICES_SERVED = "served"                          # priceSeries/{series}/served/{day}|{currency}|{amount}|{R|D}
+EXCHANGE_RATES = "exchangeRates"                  # {date}_{base}: dated exchange rates, created once
 EXPERIMENT_AGGREGATES = "experimentAggregates"    # {experimentId}_{arm}_{shard}: streamed per-arm sums (Increment only)
 
 ALL_COLLECTIONS = SEED_COLLECTIONS + (PROCESSED_EVENTS, EXPERIMENT_EXPOSURES, USER_METRIC_TOTALS, FRAUD_SCORES,
-                                      HOLDOUT_CONTAMINATIONS, LEDGER_HEADS, EXPERIMENT_ALERTS, PLACEMENT_LAYERS,
-                                      PROGRAM_LOCKS, EXPERIMENT_AGGREGATES)
+                                     HOLDOUT_CONTAMINATIONS, LEDGER_HEADS, EXPERIMENT_ALERTS, PLACEMENT_LAYERS,
+                                     PROGRAM_LOCKS, OFFER_REFUSALS, CUSTOMER_STATUS, PRICE_SERIES, EXCHANGE_RATES,
+                                     EXPERIMENT_AGGREGATES)

@@ -339,6 +339,21 @@ class OfferExperiment(Document):
     ship: "Ship | None" = None
     """The current (or last) ship request of a COMPLETED experiment: written by ship_experiment, its
     approvals and unship_experiment; read by get_offer (SHIPPED views) and analyze_holdout."""
+    regions: "RegionRules | None" = None
+    """Where it may enrol users (API.md §13; None: every region the regional policy allows). Set at creation,
+    editable before the start; read by get_offer's views (domain/eligibility.py) and the launch checklist."""
+    audience: str | None = None
+    """NEW_CUSTOMERS or ALL (domain/eligibility.py Audience); None: the offer type's default (NEW_CUSTOMERS
+    for PRICE_CHANGE). Set at creation, editable before the start; read by get_offer's views."""
+
+
+class RegionRules(Document):
+    """An experiment's ``regions`` (ISO 3166-1 alpha-2, upper case; never one code in both lists)."""
+
+    allow: list[str] = Field(default_factory=list)
+    """If not empty, the only regions it may serve."""
+    deny: list[str] = Field(default_factory=list)
+    """Regions it may never serve (the regional policy adds its own for the offer type)."""
 
 
 class TrafficSegment(Document):
@@ -470,7 +485,7 @@ class ExperimentExposure(Document):
     offer_type: str | None = None
     """The experiment's offer type (the same)."""
     region: str | None = None
-    """The ``region`` get_offer was asked for, as given (stored for region rules; not validated yet)."""
+    """The ``region`` get_offer was asked with at the first exposure (ISO 3166-1 alpha-2, upper case), or None."""
     cohort_id: str | None = None
     """Set on a holdout cohort's *program exposure* (``experimentId`` = ``program:<cohortId>``): the user
     got a get_offer answer decided by an experiment or shipped offer the cohort covers (docs/program.md §5).
@@ -481,6 +496,89 @@ class ExperimentExposure(Document):
     """What the first answer served (TREATMENT, CONTROL, SHIPPED, HOLDOUT, NOT_ENROLLED)."""
     reason: str | None = None
     """The first answer's reason (domain/program.py OfferReason), when a rule decided it."""
+
+
+class OfferRefusal(Document):
+    """offerRefusals/{experimentId}_{userId}: a user kept out of an experiment *before* enrolment (API.md §13,
+    domain/eligibility.py), created once by get_offer at the first such answer, when the user had no exposure;
+    never updated. Its existence keeps the user out for the experiment's life (docs/regions.md §2). Read by
+    get_offer (the user's first decision), counted per reason by monitor_experiment (``notEnrolled``)."""
+
+    experiment_id: str
+    """The experiment."""
+    user_id: str
+    """The user."""
+    reason: str
+    """``region`` (a region it may not serve, or none where it has an allow list) or ``audience`` (an
+    existing subscriber of a NEW_CUSTOMERS experiment)."""
+    region: str | None = None
+    """The region get_offer was asked with then (None: none given)."""
+    subscriber_source: str | None = None
+    """For ``audience``: what said the user subscribes: ``backend`` (get_offer's ``subscriber`` from the
+    service role), ``history`` (ingested purchases and renewals, customerStatus)."""
+    placement: str | None = None
+    """The experiment's placement."""
+    experiment_version: int
+    """The experiment version get_offer's view held."""
+    refused_at: datetime
+    """When."""
+
+
+class CustomerStatus(Document):
+    """customerStatus/{userId}: whether the user has an active subscription, from their ingested history
+    (API.md §5 events), written blind by metric ingestion with ``Maximum`` transforms (so deliveries in any
+    order and duplicates agree); read by get_offer for NEW_CUSTOMERS experiments (docs/regions.md §2)."""
+
+    user_id: str
+    """The user."""
+    last_activation_micros: int | None = None
+    """The latest purchase or renewal's occurredAt, epoch µs."""
+    last_deactivation_micros: int | None = None
+    """The latest refund, chargeback or cancellation's occurredAt, epoch µs."""
+
+
+class PriceServed(Document):
+    """priceSeries/{placement}|{region}/served/{day}|{currency}|{amount}|{R|D}: one price get_offer served in a
+    placement and region on a UTC day, created at the first such answer (each instance remembers what it
+    created: no write per call); never updated. The price history of API.md §13: read by get_offer for the
+    reference price of offers shown as a reduction (domain/reference_price.py)."""
+
+    placement: str
+    """The placement."""
+    region: str
+    """The region (ISO 3166-1 alpha-2)."""
+    day: str
+    """The UTC day it was served, ``YYYY-MM-DD`` (the range the reference-price query reads)."""
+    currency: str | None = None
+    """The price's currency (ISO 4217) as the offer config gave it, or None."""
+    amount: str
+    """The price as a decimal string (exact)."""
+    discount: bool
+    """It was served shown as a reduction (``displayAsDiscount``): never a reference price itself."""
+    experiment_id: str | None = None
+    """The experiment whose answer first served it that day."""
+    arm: str | None = None
+    """That answer's arm."""
+    first_served_at: datetime
+    """When it was first served that day (by the instance that created the document)."""
+
+
+class ExchangeRates(Document):
+    """exchangeRates/{date}_{base}: one day's rates against one base currency, created once by
+    set_exchange_rates (admin) and never changed (events already converted with them stay reproducible;
+    docs/regions.md §5); read by metric ingestion (conversion) and the ledger trigger (chain
+    ``exchange-rates``)."""
+
+    date: str
+    """The day the rates apply to, ``YYYY-MM-DD`` (a UTC date)."""
+    base: str
+    """The base currency (ISO 4217): 1 base = ``rates[C]`` C."""
+    rates: dict[str, str]
+    """Currency → units per base unit, decimal strings (> 0)."""
+    set_by: str
+    """The admin who set them."""
+    set_at: datetime
+    """When."""
 
 
 # --- rollouts ------------------------------------------------------------------------------------------

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
+from offerlab import config
 from offerlab.domain.assignment import BUCKETS
+from offerlab.domain.eligibility import Eligibility, effective_audience
 from offerlab.domain.errors import NotFound
 from offerlab.domain.holdouts import CohortView, Scope
 from offerlab.domain.placements import DEFAULT_PLACEMENT
@@ -63,6 +65,10 @@ class OfferView:
     shipped_arm: str | None = None
     retired_seen: frozenset[str] = frozenset()
     """The retired cohorts the view was built with (a change rebuilds it)."""
+    eligibility: Eligibility = Eligibility()
+    """Its regions (with the regional policy's for its offer type) and audience (domain/eligibility.py)."""
+    shipped_at: datetime | None = None
+    """When its ship was approved (SHIPPED views)."""
     planned_end_date: datetime | None = None
     """Past it a RUNNING experiment enrolls nobody (API.md §11: get_offer ``reason: "ended"``)."""
 
@@ -73,7 +79,8 @@ class OfferView:
     def rule_or_build(self) -> ExperimentRule:
         return self.rule if self.rule is not None else ExperimentRule(
             experiment_id=self.experiment_id, running=False, placement=self.placement, segments=(), covering=(),
-            salt=self.salt, coverage=None, treatment_percentage=self.treatment_percentage)
+            salt=self.salt, coverage=None, treatment_percentage=self.treatment_percentage,
+            eligibility=self.eligibility)
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,15 @@ def _cohort_view(cohort_id: str) -> CohortView | None:
     return view
 
 
+def eligibility_of(experiment: OfferExperiment) -> Eligibility:
+    """The experiment's pre-enrolment rules: its own regions, the configured regional policy's regions for its
+    offer type (offerlab/config.py), its audience (domain/eligibility.py)."""
+    regions = experiment.regions
+    return Eligibility.of(regions.allow if regions else (), regions.deny if regions else (),
+                          config.regional_policy().denied_for(experiment.offer_type),
+                          effective_audience(experiment.audience, experiment.offer_type))
+
+
 def build_view(experiment: OfferExperiment, cohort_view: Callable[[str], CohortView | None],
                retired: frozenset[str]) -> OfferView:
     """The experiment's view and compiled rules. Coverage is the experiment's own record (the cohorts that
@@ -160,16 +176,18 @@ def build_view(experiment: OfferExperiment, cohort_view: Callable[[str], CohortV
     if own is None and live:
         own = cohort_view(experiment.holdout_cohort_id)
     segments = [(s.start, s.end) for s in experiment.traffic_segments] or [(0, BUCKETS)]
+    eligibility = eligibility_of(experiment)
     rule = ExperimentRule(
         experiment_id=experiment.experiment_id, running=experiment.status is ExperimentStatus.RUNNING,
         placement=experiment.placement, segments=segments, covering=covering, salt=experiment.salt,
-        coverage=experiment.coverage, treatment_percentage=experiment.treatment_percentage)
+        coverage=experiment.coverage, treatment_percentage=experiment.treatment_percentage,
+        eligibility=eligibility)
     shipped = None
     ship = experiment.ship
     if experiment.status is ExperimentStatus.SHIPPED and ship is not None:
         ship_covering = [c for c in (cohort_view(i) for i in ship.covering_cohort_ids if i not in retired)
                          if c is not None]
-        shipped = ShippedRule(experiment_id=experiment.experiment_id, covering=ship_covering)
+        shipped = ShippedRule(experiment_id=experiment.experiment_id, covering=ship_covering, eligibility=eligibility)
     return OfferView(
         experiment_id=experiment.experiment_id, version=experiment.version, status=experiment.status,
         salt=experiment.salt, treatment_percentage=experiment.treatment_percentage, coverage=experiment.coverage,
@@ -178,6 +196,7 @@ def build_view(experiment: OfferExperiment, cohort_view: Callable[[str], CohortV
         holdout_percentage=own.percentage if own and live else None, started_at=experiment.started_at,
         placement=experiment.placement, offer_type=experiment.offer_type.value, rule=rule, shipped=shipped,
         shipped_arm=ship.arm if shipped is not None and ship is not None else None, retired_seen=retired,
+        eligibility=eligibility, shipped_at=ship.shipped_at if ship is not None else None,
         planned_end_date=experiment.planned_end_date,
     )
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from offerlab.domain.holdouts import CohortView
-from offerlab.domain.aggregates import UserChange
+from offerlab.domain.metrics import TotalsDelta
 from offerlab.domain.program import program_id
+from offerlab.domain.aggregates import UserChange
 from offerlab.domain.types import CohortStatus, ExperimentStatus
 from offerlab.store import aggregates as aggregates_repo
 from offerlab.store import analyses as analyses_repo
@@ -21,12 +22,14 @@ from offerlab.store import exposures as exposures_repo
 from offerlab.store import holdouts as holdouts_repo
 from offerlab.store import metrics as metrics_repo
 from offerlab.store import placements as placements_repo
+from offerlab.store import regions as regions_repo
 from offerlab.store import rollouts as rollouts_repo
 from offerlab.store import snapshots as snapshots_repo
+from offerlab.domain.eligibility import FirstDecision
 from offerlab.store.documents import (
-    ExperimentAnalysis, ExperimentEvent, ExperimentExposure, ExperimentSnapshot, FraudScore, HoldoutAnalysis,
-    HoldoutAssignment, HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent, OfferExperiment, PlacementLayer,
-    ProgramLock, RolloutEvent, RolloutPlan,
+    CustomerStatus, ExchangeRates, ExperimentAnalysis, ExperimentEvent, ExperimentExposure, ExperimentSnapshot,
+    FraudScore, HoldoutAnalysis, HoldoutAssignment, HoldoutCohort, HoldoutContamination, HoldoutSpilloverEvent,
+    OfferExperiment, OfferRefusal, PlacementLayer, PriceServed, ProgramLock, RolloutEvent, RolloutPlan,
 )
 from offerlab.store.idempotency import already_processed, apply_once
 from offerlab.store.transaction import CALLABLE, EVENT_HANDLER, run_in_transaction
@@ -167,6 +170,17 @@ class Contaminations(_Bound):
         self._writer().create(holdouts_repo.contamination_ref(scope_id, record.user_id), record.to_firestore())
 
 
+class ExchangeRatesRepo(_Bound):
+    def get(self, day: str, base: str) -> ExchangeRates | None:
+        return regions_repo.get_rates(day, base, self._tx)
+
+    def create(self, rates: ExchangeRates) -> None:
+        self._writer().create(regions_repo.rates_ref(rates.date, rates.base), rates.to_firestore())
+
+    def on_days(self, days: list[str]) -> dict[str, list[ExchangeRates]]:
+        return regions_repo.rates_on(days)
+
+
 class FirestoreUnitOfWork:
     """The repositories of one Firestore transaction (or of none: read-only)."""
 
@@ -180,6 +194,7 @@ class FirestoreUnitOfWork:
         self.contaminations = Contaminations(transaction)
         self.placements = Placements(transaction)
         self.coverage_lock = CoverageLockDocument(transaction)
+        self.exchange_rates = ExchangeRatesRepo(transaction)
 
 
 class Exposures:
@@ -278,6 +293,46 @@ class Definitions:
         return experiment_cache.definition(experiment_id)
 
 
+class Eligibility:
+    def known(self, experiment_id: str, user_id: str) -> FirstDecision | None:
+        if experiment_cache.exposure_memo.seen(experiment_id, user_id):
+            return FirstDecision(exposed=True)
+        return regions_repo.decisions.get((experiment_id, user_id))
+
+    def first_decision(self, experiment_id: str, user_id: str, *, with_customer: bool) -> FirstDecision:
+        found = regions_repo.first_decision(experiment_id, user_id, with_customer)
+        if found.exposed:
+            experiment_cache.exposure_memo.remember(experiment_id, user_id)
+        elif found.refusal is not None:
+            regions_repo.decisions.put((experiment_id, user_id), FirstDecision(refusal=found.refusal))
+        return found
+
+    def record_refusal(self, refusal: OfferRefusal) -> bool:
+        created = regions_repo.record_refusal(refusal)
+        if created:
+            regions_repo.decisions.put((refusal.experiment_id, refusal.user_id), FirstDecision(refusal=refusal.reason))
+        return created
+
+    def count_refusals(self, experiment_id: str) -> dict[str, int]:
+        return regions_repo.count_refusals(experiment_id)
+
+
+class Customers:
+    def record_events(self, user_id: str, activation_micros: int | None, deactivation_micros: int | None) -> None:
+        regions_repo.record_customer_events(user_id, activation_micros, deactivation_micros)
+
+    def find(self, user_id: str) -> CustomerStatus | None:
+        return regions_repo.find_customer(user_id)
+
+
+class Prices:
+    def record_served(self, served: PriceServed) -> bool:
+        return regions_repo.record_served(served)
+
+    def served_between(self, placement: str, region: str, first_day: str, last_day: str) -> list[PriceServed]:
+        return regions_repo.served_between(placement, region, first_day, last_day)
+
+
 class Snapshots:
     def exists(self, experiment_id: str, tick_id: str) -> bool:
         return snapshots_repo.get_snapshot(experiment_id, tick_id) is not None
@@ -306,6 +361,9 @@ class FirestoreStore(FirestoreUnitOfWork):
         self.definitions = Definitions()
         self.snapshots = Snapshots()
         self.messages = Messages()
+        self.eligibility = Eligibility()
+        self.customers = Customers()
+        self.prices = Prices()
 
     def transaction(self, body: Callable[[FirestoreUnitOfWork], T], *, event_handler: bool = False) -> T:
         return run_in_transaction(lambda t: body(FirestoreUnitOfWork(t)), EVENT_HANDLER if event_handler else CALLABLE)
