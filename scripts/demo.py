@@ -42,6 +42,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "functions"), str(ROOT / "scripts")]
 import requests  # noqa: E402
 
 import demo_program  # noqa: E402
+import demo_regions  # noqa: E402
 import demo_sim as sim  # noqa: E402
 from demo_ui import Story  # noqa: E402
 from offerlab.domain.assignment import assign_arm  # noqa: E402
@@ -138,7 +139,8 @@ class Demo:
             "guardrails": [{"kpiName": "Refund Rate", "metric": "refund_rate", "maxThreshold": 0.05,
                             "violationAction": "ALERT"}],
             "holdoutCohortId": cohort_id, "treatmentPercentage": 50, "offerType": "PRICE_CHANGE",
-            "offerConfig": {"newPrice": 12.99}, "controlConfig": {"newPrice": 9.99},
+            "offerConfig": {"newPrice": 12.99, "productId": "premium_monthly_1299"},
+            "controlConfig": {"newPrice": 9.99, "productId": "premium_monthly_999"},
             "plannedStartDate": iso(now), "plannedEndDate": iso(now + timedelta(days=30)),
             "approvers": ["ceo@company.com", "cfo@company.com"],
         }
@@ -454,6 +456,19 @@ class Demo:
         self.summary["program"] = figures
         return figures
 
+    def regions(self, cohort: dict[str, Any]) -> dict[str, Any]:
+        """Regions, money and store rules (scripts/demo_regions.py): a discount on an EU paywall kept out of a
+        denied region and from existing subscribers, its Omnibus reference price, purchases in EUR and JPY."""
+        ui = self.ui
+        with ui.step("regions and money: a denied region, existing subscribers, the 30-day reference price, EUR and JPY"):
+            figures = demo_regions.regions_story(self, cohort)
+            for line in demo_regions.summary_lines(figures):
+                ui.say(line)
+        for name, ok in demo_regions.checks(figures).items():
+            ui.check(name, ok, "")
+        self.summary["regions"] = figures
+        return figures
+
     def ledger(self, chains: list[str]) -> None:
         ui = self.ui
         with ui.step("verify the ledger of each experiment and the cohort"):
@@ -559,6 +574,7 @@ def main() -> int:
         pubsub_users = demo.metric_events(exp, answers, outcomes)
         demo.history(exp, cohort, population, answers, pubsub_users, outcomes, start)
         program = demo.program(cohort)
+        demo.regions(cohort)
         kill_eid = demo.guardrail_kill(cohort)
         demo.ledger([exp["experimentId"], program["ship"]["experimentId"], kill_eid, f"cohort:{cohort['cohortId']}"])
         files = demo.exports(exp["experimentId"], kill_eid)
