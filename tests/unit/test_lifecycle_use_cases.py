@@ -2,7 +2,6 @@
 state with version + 1, a lastChange stamp and exactly one experimentEvents document; a refusal writes
 nothing. Concurrency on the real emulator: tests/integration/test_experiment_transitions.py."""
 import uuid
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -13,30 +12,18 @@ from offerlab.domain.errors import FailedPrecondition, InvalidArgument, Permissi
 from offerlab.service import experiments as svc
 from offerlab.service import holdouts as holdouts_svc
 from offerlab.service import rollout_plans
+from tests.unit import scenarios
 from tests.unit.fakes import InMemoryStore
+from tests.unit.scenarios import ADMIN, CEO, CFO, PM, assert_chain
 
-PM = Caller("pm-uid", "pm@company.com", frozenset({Role.EXPERIMENTER}))
-CEO = Caller("ceo-uid", "ceo@company.com", frozenset({Role.APPROVER}))
-CFO = Caller("cfo-uid", "cfo@company.com", frozenset({Role.APPROVER}))
-ADMIN = Caller("admin-uid", "admin@company.com", frozenset({Role.ADMIN}))
+KPIS = [{"name": "Net LTV", "type": "PRIMARY", "metric": "net_ltv", "direction": "INCREASE"},
+        {"name": "Churn", "type": "GUARDRAIL", "metric": "churn_rate", "threshold": 0.05, "direction": "MAINTAIN"}]
+KILL_ON_REFUNDS = [{"kpiName": "Refund Rate", "metric": "refund_rate", "maxThreshold": 0.02, "violationAction": "KILL"}]
 
 
 def definition(cohort_id, **over):
-    now = datetime.now(timezone.utc)
-    body = {
-        "name": f"price test {uuid.uuid4().hex[:6]}", "description": "9.99 vs 12.99",
-        "hypothesis": {"statement": "A higher price raises net LTV", "expectedImpact": "+15% LTV",
-                       "risksIdentified": ["churn"], "successCriteria": ["LTV +10%"]},
-        "kpis": [{"name": "Net LTV", "type": "PRIMARY", "metric": "net_ltv", "direction": "INCREASE"},
-                 {"name": "Churn", "type": "GUARDRAIL", "metric": "churn_rate", "threshold": 0.05, "direction": "MAINTAIN"}],
-        "guardrails": [{"kpiName": "Refund Rate", "metric": "refund_rate", "maxThreshold": 0.02, "violationAction": "KILL"}],
-        "holdoutCohortId": cohort_id, "treatmentPercentage": 50, "offerType": "PRICE_CHANGE",
-        "offerConfig": {"price": 12.99, "productId": "pro_1299"}, "controlConfig": {"price": 9.99, "productId": "pro_999"},
-        "plannedStartDate": now.isoformat(), "plannedEndDate": (now + timedelta(days=30)).isoformat(),
-        "approvers": ["ceo@company.com", "cfo@company.com"],
-    }
-    body.update(over)
-    return m.CreateExperiment.model_validate(body)
+    """The scenarios' price test with the seed's churn KPI and a refund guardrail that kills."""
+    return scenarios.definition(cohort_id, **{"kpis": KPIS, "guardrails": KILL_ON_REFUNDS, **over})
 
 
 @pytest.fixture
@@ -57,18 +44,6 @@ def approved(store, cohort_id, with_plan=True):
     svc.submit_for_approval(store, PM, e.experiment_id)
     svc.approve_experiment(store, CEO, e.experiment_id, "ok")
     return svc.approve_experiment(store, CFO, e.experiment_id, None)
-
-
-def assert_chain(store, experiment_id):
-    """Events 1..version, contiguous, each starting where the previous ended, matching the document."""
-    doc = store.experiments.get(experiment_id)
-    events = store.events_of(experiment_id)
-    assert [e["version"] for e in events] == list(range(1, doc.version + 1))
-    for prev, nxt in zip(events, events[1:]):
-        assert nxt["fromStatus"] == prev["toStatus"]
-    assert events[-1]["toStatus"] == doc.status.value
-    assert doc.last_change.version == doc.version and doc.last_change.action == events[-1]["eventType"]
-    return doc, events
 
 
 def test_creation_writes_version_1_and_its_event(store, frozen_cohort):
