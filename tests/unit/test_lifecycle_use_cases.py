@@ -22,8 +22,10 @@ KILL_ON_REFUNDS = [{"kpiName": "Refund Rate", "metric": "refund_rate", "maxThres
 
 
 def definition(cohort_id, **over):
-    """The scenarios' price test with the seed's churn KPI and a refund guardrail that kills."""
-    return scenarios.definition(cohort_id, **{"kpis": KPIS, "guardrails": KILL_ON_REFUNDS, **over})
+    """The scenarios' price test with the seed's churn KPI and a refund guardrail that kills, in the default
+    placement (these tests run one experiment at a time, under a global cohort)."""
+    return scenarios.definition(cohort_id, **{"kpis": KPIS, "guardrails": KILL_ON_REFUNDS, "placement": "default",
+                                              **over})
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254,
                                          pattern=r"^[^@\s/]+@[^@\s/]+\.[^@\s/]+$")]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class HypothesisIn(ApiModel):
@@ -164,6 +165,8 @@ class ExperimentFields(ApiModel):
     regions: RegionsIn | None = None
     audience: Audience | None = None
     metric_caps: MetricCaps | None = None
+    expected_daily_users: Positive | None = None
+    primary_metric_std_dev: Positive | None = None
 
 
 class CreateExperiment(ApiModel):
@@ -185,6 +188,11 @@ class CreateExperiment(ApiModel):
     regions: RegionsIn | None = None
     audience: Audience | None = None  # None: the offer type's default (domain/eligibility.py)
     metric_caps: MetricCaps = Field(default_factory=dict)
+    # The power plan's inputs (service/planning.py): the expected CONTROL + TREATMENT users per day, and the
+    # PRIMARY metric's per-user standard deviation (a mean or ratio metric; a proportion's comes from its
+    # baseline and target).
+    expected_daily_users: Positive | None = None
+    primary_metric_std_dev: Positive | None = None
 
     @model_validator(mode="after")
     def _dates(self) -> "CreateExperiment":

@@ -58,6 +58,8 @@ class LaunchFacts:
     control_product_id: str | None = None           # controlConfig.productId
     display_as_discount: bool = False               # offerConfig.displayAsDiscount
     discount_price_named: bool = False              # offerConfig names its (reduced) price
+    # The PRIMARY KPI's power plan (service/planning.py, as stored on the experiment): a WARNING item.
+    power: Mapping[str, Any] | None = None
     reference_price_rule: str | None = None         # offerConfig.referencePriceRule (None: the default rule)
     served_regions: tuple[str, ...] | None = None   # an allow list minus every denied region (None: no allow list)
 
@@ -107,6 +109,12 @@ def evaluate(facts: LaunchFacts) -> list[ChecklistItem]:
     return items
 
 
+def warnings(facts: LaunchFacts) -> list[ChecklistItem]:
+    """Items that inform the start and never block it (``details.warnings`` beside ``checklist``): the PRIMARY
+    KPI's power plan."""
+    return [power_item(facts.power)]
+
+
 def compliance_problems(facts: LaunchFacts) -> list[str]:
     """Why the experiment may not launch as it is (docs/regions.md §4), in words; empty when it may.
 
@@ -135,6 +143,14 @@ def compliance_problems(facts: LaunchFacts) -> list[str]:
         out.append("Every region of the allow list is denied (by the experiment or the regional policy): "
                    "it could enrol nobody.")
     return out
+
+
+def power_item(plan: Mapping[str, Any] | None) -> ChecklistItem:
+    """The power warning: ok when the plan reaches its target power (80 %) by the planned end."""
+    if not plan or not plan.get("available"):
+        reason = (plan or {}).get("reason") or "no power plan"
+        return ChecklistItem("power", False, f"The PRIMARY KPI's power cannot be planned: {reason}.")
+    return ChecklistItem("power", bool(plan.get("reachable")), str((plan.get("check") or {}).get("detail") or ""))
 
 
 def is_ready(items: list[ChecklistItem]) -> bool:

@@ -24,6 +24,7 @@ from offerlab.domain.lifecycle import (
 from offerlab.domain.rollout_plan import PlanCommand, plan_step
 from offerlab.domain.types import ExperimentStatus
 from offerlab.service import program
+from offerlab.service.planning import planned_by_definition
 from offerlab.service.ports import Store, UnitOfWork
 from offerlab.service.transitions import Change, transition_experiment, write_experiment, write_plan_step
 from offerlab.store.documents import (
@@ -113,6 +114,7 @@ def create_experiment(store: Store, caller: Caller, request: Any) -> OfferExperi
             experiment_id=experiment_id, author=caller.email, salt=salt, status=ExperimentStatus.DRAFT,
             created_at=now, version=0, kill_switch=KillSwitch(enabled=True, subscribed_at=now), **fields,
         )
+        experiment = experiment.model_copy(update={"planning": planned_by_definition(experiment)})
         transition = Transition(Command.CREATE, ExperimentStatus.DRAFT, ExperimentStatus.DRAFT,
                                 EVENT_TYPES[Command.CREATE])
         payload = {"name": experiment.name, "offerType": experiment.offer_type.value,
@@ -138,7 +140,7 @@ def update_experiment(store: Store, caller: Caller, request: Any) -> OfferExperi
                           merged.guardrails, merged.kpis, merged.treatment_percentage)
         voided = sorted(experiment.approvals)
         payload = {"changedFields": sorted(_camel(n) for n in fields), "approvalsVoided": voided}
-        return {**fields, "approvals": {}, "status_reason": None}, payload
+        return {**fields, "approvals": {}, "status_reason": None, "planning": planned_by_definition(merged)}, payload
 
     def body(uow: UnitOfWork) -> OfferExperiment:
         if "holdout_cohort_id" in fields:
@@ -220,6 +222,7 @@ def launch_facts(uow: UnitOfWork, experiment: OfferExperiment) -> tuple[checklis
         cohort_scope_includes=scope is not None and scope.includes(experiment.placement, experiment.offer_type),
         cohort_scope=scope.describe() if scope else "none",
         **compliance_facts(experiment),
+        power=(experiment.planning or planned_by_definition(experiment)),
     )
     return facts, plan
 
@@ -258,7 +261,9 @@ def start_experiment(store: Store, caller: Caller, experiment_id: str) -> OfferE
         capacity = program.plan_allocation(reads, experiment, now)
         facts = replace(facts, placement_capacity_ok=capacity.ok, placement_capacity_detail=capacity.detail())
         items = checklist.evaluate(facts)
-        details = {"checklist": [i.as_dict() for i in items]}
+        # Warnings (the power plan) travel beside the checklist and never block the start.
+        details = {"checklist": [i.as_dict() for i in items],
+                   "warnings": [w.as_dict() for w in checklist.warnings(facts)]}
         if not checklist.is_ready(items):
             raise FailedPrecondition("The launch checklist is not complete.", details)
         try:
@@ -275,7 +280,8 @@ def start_experiment(store: Store, caller: Caller, experiment_id: str) -> OfferE
             "status_reason": None, "traffic_segments": segments, "covering_cohort_ids": covering,
         })
         saved = write_experiment(uow, experiment, after, transition, actor.name, now, {
-            "coverage": first, "stageIndex": 0, "checklist": details["checklist"], "placement": experiment.placement,
+            "coverage": first, "stageIndex": 0, "checklist": details["checklist"], "warnings": details["warnings"],
+            "placement": experiment.placement,
             "trafficSegments": [{"start": s, "end": e} for s, e in capacity.segments], "coveringCohortIds": covering})
         write_plan_step(uow, plan, step, None, actor.name, now)  # the coverage moved with the START itself
         program.write_allocation(uow, reads, experiment, capacity, actor.name, now)

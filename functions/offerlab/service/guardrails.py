@@ -38,6 +38,7 @@ from offerlab.domain.types import ExperimentStatus, ViolationAction
 from offerlab.domain.aggregates import AggregateSpec
 from offerlab.service import aggregation
 from offerlab.service.aggregation import Streamed
+from offerlab.service import planning
 from offerlab.service.ports import Store, UnitOfWork
 from offerlab.service.transitions import transition_experiment
 from offerlab.stats.sequential import (
@@ -348,4 +349,19 @@ def monitor_experiment(store: Store, caller: Caller, experiment_id: str, *, now:
             "keptUsers": {arm: data.stats.kept_users[arm] + data.stats.zero_users(arm) for arm in ("CONTROL", "TREATMENT")},
             # API.md §13: users kept out before enrolment (count aggregations), events refused by conversion.
             "notEnrolled": refusals, "refusedEvents": dict(data.stats.refused),
+            "planning": _live_plan(experiment, data, exposures, now or utcnow()),
             "documentsRead": 1 + max(data.stats.documents, 1)}
+
+
+def _live_plan(experiment: OfferExperiment, data: Any, exposures: dict[str, int], now: datetime) -> dict[str, Any]:
+    """The PRIMARY KPI's power plan from what was observed (service/planning.py): the exposure rate since the
+    start and the CONTROL arm's streamed σ of the primary metric (kept users), no extra read."""
+    kpi = planning.primary_kpi(experiment)
+    sd = None
+    if kpi is not None and kpi.metric in Metric._value2member_map_:
+        control = data.stats.moments(data.spec, kpi.metric, "CONTROL")
+        if control.n >= 2:
+            variance = control.ratio_unit_variance if METRIC_KINDS[Metric(kpi.metric)] is MetricKind.RATIO \
+                else control.variance
+            sd = math.sqrt(variance) if variance is not None and variance > 0 else None
+    return planning.planned_by_observation(experiment, exposures, sd, now)

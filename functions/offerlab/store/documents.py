@@ -345,6 +345,15 @@ class OfferExperiment(Document):
     audience: str | None = None
     """NEW_CUSTOMERS or ALL (domain/eligibility.py Audience); None: the offer type's default (NEW_CUSTOMERS
     for PRICE_CHANGE). Set at creation, editable before the start; read by get_offer's views."""
+    expected_daily_users: float | None = None
+    """The CONTROL + TREATMENT users it expects per day, set at creation (editable before the start): the
+    power plan's traffic before any is observed (service/planning.py)."""
+    primary_metric_std_dev: float | None = None
+    """The PRIMARY metric's per-user standard deviation as planned (a mean or ratio metric)."""
+    planning: dict[str, Any] | None = None
+    """The power plan from the definition (power and MDE at the planned end, days to 80 % power), computed
+    by create/update_experiment (service/planning.py); read by the launch checklist's WARNING item and the
+    console. monitor_experiment computes the live one from observed traffic."""
 
 
 class RegionRules(Document):
