@@ -198,18 +198,22 @@ def test_a_guardrail_breach_at_10_percent_rolls_back_to_5(clients, sweep, firest
     buyers = users_enrolled(exp, cohort, 10, "TREATMENT", 120, "b")
     wait_for_offer_coverage(clients, eid, buyers[0], "TREATMENT")
     assert {a["arm"] for a in ask_all(clients, eid, buyers).values()} == {"TREATMENT"}
-    # Their per-user totals, as the metric ingestion writes them (userMetricTotals; domain/metrics.py): one
-    # purchase each, three in four refunded. Written directly: 210 deliveries through one cold ingestion
-    # worker proved too slow on a shared 2-core machine; tests/e2e/test_experiment_pubsub.py covers that path.
+    # Their purchases and refunds go through the metric ingestion's own code (service/metrics.py) in this
+    # process, on the emulator's Firestore: per-user totals and the streamed per-arm sums monitoring reads.
+    # Not over Pub/Sub: 210 deliveries through one cold ingestion worker proved too slow on a shared 2-core
+    # machine; tests/e2e/test_experiment_pubsub.py covers that path.
+    from offerlab.service import metrics as ingestion  # noqa: PLC0415
+    from offerlab.store.firestore_store import firestore_store  # noqa: PLC0415
+
     now = datetime.now(timezone.utc)
-    batch = firestore_db.batch()
     for i, user in enumerate(buyers):
-        refunds = 1 if i % 4 else 0
-        batch.set(firestore_db.collection("userMetricTotals").document(f"{eid}_{user}"), {
-            "experimentId": eid, "userId": user, "arm": "TREATMENT", "firstExposedAt": now,
-            "counts": {"purchase": 1, "refund": refunds}, "amounts": {"purchase": 12.99, "refund": 12.99 * refunds},
-            "updatedAt": now, "lastEventAt": now})
-    batch.commit()
+        events = [{"eventId": f"{eid}-{user}-p", "userId": user, "type": "purchase", "value": 12.99,
+                   "currency": "USD", "occurredAt": iso(now), "experimentId": eid}]
+        if i % 4:
+            events.append({"eventId": f"{eid}-{user}-r", "userId": user, "type": "refund", "value": 12.99,
+                           "currency": "USD", "occurredAt": iso(now), "experimentId": eid})
+        for event in events:
+            assert ingestion.ingest_metric_event(firestore_store(), event).status.value == "APPLIED"
     report = clients.experimenter().check_stage_progress(eid)
     assert any("Guardrail 'Refund Rate' (refund_rate) is 0.75, above its maximum of 0.02" in b
                for b in report["blocking"]), report["blocking"]

@@ -57,7 +57,10 @@ class Outcome:
 
 def post_raw(session: requests.Session, base_url: str, name: str, body: bytes | str,
              tok: str | None, content_type: str = "application/json") -> Outcome:
-    headers = {"Content-Type": content_type}
+    # A fresh connection per call: the emulator closes idle keep-alive connections after ~6 s, and a pooled
+    # one reused just after that is reset before any answer (docs/reliability.md), which an attacker's
+    # request did not cause. The typed client handles that case with its retry policy.
+    headers = {"Content-Type": content_type, "Connection": "close"}
     if tok:
         headers["Authorization"] = f"Bearer {tok}"
     return Outcome(session.post(f"{base_url}/{name}", data=body, headers=headers, timeout=60))
