@@ -24,7 +24,8 @@ Why this file exists (see ../shared/notes/emulators.md for the checked facts):
 * firebase-tools can hand two Python workers that start at the same moment the same port (one dies,
   its requests reach the other), reuses sockets the workers are closing, and its Pub/Sub bridge
   acknowledges a message whose delivery failed: scripts/patch_functions_emulator.py is applied before
-  every start (and bounds the bridge's deliveries in flight: OFFERLAB_PUBSUB_MAX_IN_FLIGHT).
+  every start (and bounds the bridge's deliveries in flight, OFFERLAB_PUBSUB_MAX_IN_FLIGHT, and the Python
+  workers per function, OFFERLAB_MAX_WORKERS_PER_FUNCTION).
 * firebase-tools leaves its Python workers running after ``emulators:exec``: the suite runs in its own
   process group (session) and the whole group is killed afterwards, so nothing is left behind.
 * Storage (published ledger checkpoints): firebase-tools' own Storage emulator needs a rules-runtime jar
@@ -184,6 +185,10 @@ def suite_env() -> dict[str, str]:
     # publish at 16 in flight, 45 s at 8, 57 s at 32 (cold-start storm), 1,550 in 52 s at 1,000 with 277
     # failed POSTs to redeliver (docs/reliability.md).
     env.setdefault("OFFERLAB_PUBSUB_MAX_IN_FLIGHT", "16")
+    # At most this many Python workers per function (the patch's bound; firebase-tools starts one per
+    # concurrent request and never reaps idle ones): 148 workers, 14–18 GB, were seen in one unbounded
+    # `make test` on 2 cores, and the OOM killer took the Firestore emulator beside another suite.
+    env.setdefault("OFFERLAB_MAX_WORKERS_PER_FUNCTION", "4")
     # This suite's Python workers listen on ports of their own (the patch), so suites at different port
     # offsets never hand each other's requests to the wrong worker: offset N → 10000 + 10·N … + 999 (offsets
     # are multiples of 100 by convention; below 32768, Linux's ephemeral range).

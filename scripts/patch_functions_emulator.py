@@ -1,4 +1,5 @@
-"""Patch four races in firebase-tools' emulators that lose requests to Python workers or Pub/Sub deliveries.
+"""Patch four races in firebase-tools' emulators that lose requests to Python workers or Pub/Sub deliveries,
+and bound the Python workers each function may start (5).
 
 1. Shared ports (firebase-tools 15.34.2, lib/emulator/functionsEmulator.js, ``startPython``): each new worker
 gets ``portfinder.getPortPromise({port: 8081 + randomInt(0, 1000)})``, the first port that is free *now*;
@@ -50,8 +51,17 @@ Pub/Sub delivery), the gunicorn log saying "Connection in use: ('127.0.0.1', 888
 range of worker ports (8081–9080, and the discovery server's 8081) to ``$OFFERLAB_WORKER_PORT_BASE`` +
 0–999, which scripts/emulators.py derives from the suite's port offset.
 
+5. Unbounded workers (``sendRequest`` and the HTTP handler): a request that finds no idle worker of its
+function starts a new Python process, and idle ones are never reaped, so every burst leaves its high-water
+mark of workers behind. Measured in one ``make test`` on 2 cores: 148 workers (444 processes) alive at once,
+14–18 GB of 24 GB, e.g. 16 each for get_offer and ingest_offer_metric_event; beside another suite the kernel's
+OOM killer took the Firestore emulator (the run failed with "connection refused"). Two cores cannot run
+more than two requests at a time anyway, so the patch makes a request wait (polling every 25 ms, at most
+2 minutes, then it starts one anyway) for an idle worker once its function has
+``$OFFERLAB_MAX_WORKERS_PER_FUNCTION`` workers (4 from scripts/emulators.py; unset: unbounded, as shipped).
+
 Applied by scripts/emulators.py before the suite starts; idempotent; it fails loudly when the code it
-patches is not found (another firebase-tools version: re-check all four bugs).
+patches is not found (another firebase-tools version: re-check all five).
 """
 from __future__ import annotations
 
@@ -68,6 +78,46 @@ IN_FLIGHT_MARKER = "offerlab patch: bounded Pub/Sub deliveries in flight"
 IN_FLIGHT_ENV = "OFFERLAB_PUBSUB_MAX_IN_FLIGHT"
 PORT_RANGE_MARKER = "offerlab patch: worker ports of this suite only"
 PORT_BASE_ENV = "OFFERLAB_WORKER_PORT_BASE"
+WORKERS_MARKER = "offerlab patch: bounded workers per function"
+HTTP_WORKERS_MARKER = "offerlab patch: bounded HTTP workers per function"
+WORKERS_ENV = "OFFERLAB_MAX_WORKERS_PER_FUNCTION"
+
+# Waits until the function has an idle worker or room for one more (JavaScript runs the check and the
+# caller's use of the idle worker without an ``await`` in between: no other request can take it).
+_ROOM = f"""await (globalThis.__offerlabRoom ??= async (pool, id, runtime) => {{
+            const max = Number(process.env.{WORKERS_ENV} || 0);
+            const deadline = Date.now() + 120000;
+            while (max > 0 && !pool.readyForWork(id, runtime) && pool.getTriggerWorkers(id, runtime).length >= max
+                   && Date.now() < deadline) {{
+                await new Promise((resolve) => setTimeout(resolve, 25));
+            }}
+        }})(pool, trigger.id, record.backend.runtime);"""
+
+SEND_WORKERS_ORIGINAL = """        const pool = this.workerPools[record.backend.codebase];
+        if (!pool.readyForWork(trigger.id, record.backend.runtime)) {
+            try {
+                await this.startRuntime(record.backend, trigger);
+            }
+            catch (e) {
+                this.logger.logLabeled("ERROR", `Failed to start runtime for ${trigger.id}: ${e}`);"""
+
+SEND_WORKERS_PATCHED = SEND_WORKERS_ORIGINAL.replace(
+    "        const pool = this.workerPools[record.backend.codebase];\n",
+    f"        const pool = this.workerPools[record.backend.codebase];\n"
+    f"        // {WORKERS_MARKER} (scripts/patch_functions_emulator.py)\n        {_ROOM}\n", 1)
+
+HTTP_WORKERS_ORIGINAL = """        const pool = this.workerPools[record.backend.codebase];
+        if (!pool.readyForWork(trigger.id, record.backend.runtime)) {
+            try {
+                await this.startRuntime(record.backend, trigger);
+            }
+            catch (e) {
+                const message = e instanceof Error ? e.message : String(e);"""
+
+HTTP_WORKERS_PATCHED = HTTP_WORKERS_ORIGINAL.replace(
+    "        const pool = this.workerPools[record.backend.codebase];\n",
+    f"        const pool = this.workerPools[record.backend.codebase];\n"
+    f"        // {HTTP_WORKERS_MARKER} (scripts/patch_functions_emulator.py)\n        {_ROOM}\n", 1)
 
 ORIGINAL = """        const port = await portfinder.getPortPromise({
             port: 8081 + (0, utils_1.randomInt)(0, 1000),
@@ -209,6 +259,8 @@ PATCHES = (
     (FUNCTIONS_JS, MARKER, ORIGINAL, PATCHED),
     (FUNCTIONS_JS, KEEPALIVE_MARKER, KEEPALIVE_ORIGINAL, KEEPALIVE_PATCHED),
     (FUNCTIONS_JS, PORT_RANGE_MARKER, PORT_RANGE_ORIGINAL, PORT_RANGE_PATCHED),
+    (FUNCTIONS_JS, WORKERS_MARKER, SEND_WORKERS_ORIGINAL, SEND_WORKERS_PATCHED),
+    (FUNCTIONS_JS, HTTP_WORKERS_MARKER, HTTP_WORKERS_ORIGINAL, HTTP_WORKERS_PATCHED),
     (PUBSUB_JS, REDELIVERY_MARKER, REDELIVERY_ORIGINAL, REDELIVERY_PATCHED),
     (PUBSUB_JS, IN_FLIGHT_MARKER, IN_FLIGHT_ORIGINAL, IN_FLIGHT_PATCHED),
 )
