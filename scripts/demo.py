@@ -147,6 +147,13 @@ class Demo:
         body.update(over)
         return body
 
+    def aggregate_spec(self, experiment_id: str) -> Any:
+        """What the experiment streams (service/aggregation.py), for loading simulated history consistently."""
+        from offerlab.service.aggregation import spec_for  # noqa: PLC0415
+        from offerlab.store import experiments as experiments_repo  # noqa: PLC0415
+
+        return spec_for(experiments_repo.get_experiment(experiment_id))
+
     def approve_and_start(self, eid: str) -> dict[str, Any]:
         self.pm.submit_for_approval(eid)
         self.ceo.approve_experiment(eid, comment="Pricing team sign-off")
@@ -338,7 +345,7 @@ class Demo:
                 pubsub_users: set[str], outcomes: sim.Outcomes, start: datetime) -> None:
         """Bulk-loaded simulated history of everyone enrolled at 50 %, loaded in chunks with an analysis after
         each (the cumulative lift)."""
-        from offerlab.store import collections as C  # noqa: PLC0415 - only store/ spells collection names
+        from offerlab.store.bulk_load import load_users  # noqa: PLC0415 - the emulator hosts are set by now
 
         ui = self.ui
         eid = exp["experimentId"]
@@ -355,12 +362,10 @@ class Demo:
             chunks = list(sim.chunks(enrolled, ANALYSES))
             bar = ui.progress("documents written", sum(2 * len(c) for c in chunks))
             lifts = []
+            spec = self.aggregate_spec(eid)
             for n, chunk in enumerate(chunks):
-                writes = []
+                fresh, sampled = [], []  # sample users' exposures were recorded (and counted) by get_offer
                 for user, arm in chunk:
-                    if user not in answers:  # sample users' exposures were written by get_offer itself
-                        writes.append((self.db.collection(C.EXPERIMENT_EXPOSURES).document(f"{eid}_{user}"),
-                                       sim.exposure_doc(eid, user, arm, 50, start)))
                     kind = special.get(user)
                     if kind == "fraud":
                         doc = sim.totals_doc(eid, user, arm, purchase=400.0, purchases=1, at=start)
@@ -369,13 +374,18 @@ class Demo:
                     else:
                         outcome = outcomes.draw(arm)
                         truth[arm][0] += 1
-                        if outcome is None:
-                            continue
-                        doc = sim.outcome_totals(eid, user, arm, outcome, start)
-                        truth[arm][1] += doc["amounts"]["purchase"] + doc["amounts"]["renewal"] - doc["amounts"]["refund"]
-                    writes.append((self.db.collection(C.USER_METRIC_TOTALS).document(f"{eid}_{user}"), doc))
-                sim.bulk_write(self.db, writes, bar)
-                bar.advance(2 * len(chunk) - len(writes))  # the users without a document to write
+                        doc = sim.outcome_totals(eid, user, arm, outcome, start) if outcome is not None else None
+                        if doc is not None:
+                            truth[arm][1] += doc["amounts"]["purchase"] + doc["amounts"]["renewal"] - doc["amounts"]["refund"]
+                    row = (user, arm, doc, sim.exposure_doc(eid, user, arm, 50, start))
+                    (sampled if user in answers else fresh).append(row)
+                # Through the bulk loader (store/bulk_load.py): per-user totals AND the streamed per-arm sums
+                # monitoring and guardrails read, each user's terms from the same function ingestion uses; the
+                # fraudsters flagged (their signals arrived first) so they stay out of the kept sums.
+                flags = {u: ["fraud"] for u in fraudsters}
+                load_users(spec, fresh, flags)
+                load_users(spec, [r for r in sampled if r[2] is not None], flags, exposed=True)
+                bar.advance(2 * len(chunk))
                 analysis = self.pm.analyze_experiment(eid, "net_ltv")
                 analyses.append(analysis)
                 lifts.append(f"{analysis['correctedPercentChange']:+.1f}%")
@@ -416,20 +426,18 @@ class Demo:
             eid = exp["experimentId"]
             self.pm.create_rollout_plan(eid, stages=[100])
             self.approve_and_start(eid)
-            from offerlab.store import collections as C  # noqa: PLC0415
+            from offerlab.store.bulk_load import load_users  # noqa: PLC0415
 
             at = datetime.now(timezone.utc)
-            writes = []
+            users = []
             for arm, every in (("CONTROL", 100), ("TREATMENT", 5)):  # 1 % vs 20 % refunds, 300 buyers an arm
                 for i in range(300):
                     user = f"pw-{self.tag}-{arm[0]}{i}"
                     refunded = int(i % every == 0)
-                    writes.append((self.db.collection(C.EXPERIMENT_EXPOSURES).document(f"{eid}_{user}"),
-                                   sim.exposure_doc(eid, user, arm, 100, at)))
-                    writes.append((self.db.collection(C.USER_METRIC_TOTALS).document(f"{eid}_{user}"),
-                                   sim.totals_doc(eid, user, arm, purchase=9.99, purchases=1, refund=9.99 * refunded,
-                                                  refunds=refunded, at=at)))
-            sim.bulk_write(self.db, writes)
+                    users.append((user, arm, sim.totals_doc(eid, user, arm, purchase=9.99, purchases=1,
+                                                            refund=9.99 * refunded, refunds=refunded, at=at),
+                                  sim.exposure_doc(eid, user, arm, 100, at)))
+            load_users(self.aggregate_spec(eid), users)  # totals and the streamed sums the guardrail reads
             tick = datetime.now(timezone.utc) + timedelta(minutes=5)
             self.scheduler("guardrail_sweep", tick)
             status = poll(lambda: self.analyst.monitor_experiment(eid)["status"], lambda s: s == "KILLED", 90, 1.0)

@@ -19,9 +19,11 @@ BATCH = 500
 
 
 def load_users(spec: AggregateSpec, users: Iterable[tuple[str, str, Mapping[str, Any] | None, Mapping[str, Any]]],
-               flags: Mapping[str, Iterable[str]] | None = None) -> int:
+               flags: Mapping[str, Iterable[str]] | None = None, *, exposed: bool = False) -> int:
     """``users``: (userId, arm, totals or None, exposure fields); ``flags``: userId → signalled exclusion
-    reasons (fraud, spillover) to set on their totals. Returns how many users were written."""
+    reasons (fraud, spillover) to set on their totals. ``exposed``: the users' exposures were recorded (and
+    counted) already, by get_offer: only their totals and terms are loaded. Returns how many users were
+    written."""
     from google.cloud.firestore_v1.transforms import Increment  # noqa: PLC0415
 
     flags = flags or {}
@@ -37,13 +39,14 @@ def load_users(spec: AggregateSpec, users: Iterable[tuple[str, str, Mapping[str,
 
     for user_id, arm, totals, exposure in users:
         count += 1
-        batch.set(db().collection(C.EXPERIMENT_EXPOSURES).document(f"{spec.experiment_id}_{user_id}"),
-                  {"experimentId": spec.experiment_id, "userId": user_id, "arm": arm, **exposure})
-        writes += 1
         key = shard_id(spec.experiment_id, arm, shard_of(user_id))
         acc = shards.setdefault(key, {})
         identity[key] = {"experimentId": spec.experiment_id, "arm": arm, "shard": shard_of(user_id)}
-        acc["exposures"] = acc.get("exposures", 0) + 1
+        if not exposed:
+            batch.set(db().collection(C.EXPERIMENT_EXPOSURES).document(f"{spec.experiment_id}_{user_id}"),
+                      {"experimentId": spec.experiment_id, "userId": user_id, "arm": arm, **exposure})
+            writes += 1
+            acc["exposures"] = acc.get("exposures", 0) + 1
         reasons = list(flags.get(user_id, ()))
         if totals is None and reasons:
             totals = {"experimentId": spec.experiment_id, "userId": user_id, "arm": arm,
