@@ -1,7 +1,7 @@
 // Inline SVG charts for what people would rather look at than read: exposures per arm, guardrails
 // against their thresholds, the rollout's stages, and analysis intervals. Each has a text equivalent
 // (aria-label, and the tables beside it), and renders only the figures it is given.
-import { count, num, pct } from "../format";
+import { count, guardValue, pct } from "../format";
 import type { Analysis, GuardrailState, HoldoutAnalysis, RolloutStage } from "../types";
 
 const ARM_COLOUR: Record<string, string> = { CONTROL: "#4c78a8", TREATMENT: "#f58518", HOLDOUT: "#8c8c8c" };
@@ -42,7 +42,7 @@ export function GuardrailBars({ guardrails }: { guardrails: GuardrailState[] }) 
   return (
     <figure class="chart">
       <svg viewBox={`0 0 ${width} ${row * guardrails.length + 8}`} role="img"
-        aria-label={`Guardrails against thresholds: ${guardrails.map((g) => `${g.kpiName} observed ${num(g.observed, 4)} threshold ${num(g.threshold, 4)}${g.breached ? " breached" : ""}`).join("; ")}`}>
+        aria-label={`Guardrails against thresholds: ${guardrails.map((g) => `${g.kpiName} observed ${guardValue(g, g.observed)} threshold ${guardValue(g, g.threshold)}${g.breached ? " breached" : ""}`).join("; ")}`}>
         {guardrails.map((g, i) => {
           const values = [g.observed, g.threshold, g.confidenceBound, 0].filter((v): v is number => v != null && Number.isFinite(v));
           const lo = Math.min(...values), hi = Math.max(...values);
@@ -53,7 +53,7 @@ export function GuardrailBars({ guardrails }: { guardrails: GuardrailState[] }) 
           return (
             <g key={`${g.kpiName}-${i}`}>
               <text x={8} y={y + 14} class="axis-label">{g.kpiName}</text>
-              <text x={8} y={y + 30} class="note">{g.metric} · {g.direction === "min" ? "min" : "max"} {num(g.threshold, 4)}</text>
+              <text x={8} y={y + 30} class="note">{g.metric} · {g.direction === "min" ? "min" : "max"} {guardValue(g, g.threshold)}</text>
               <line x1={left} x2={width - right} y1={y + 18} y2={y + 18} class="track" />
               {g.observed != null && g.confidenceBound != null
                 ? <line x1={x(Math.min(g.observed, g.confidenceBound))} x2={x(Math.max(g.observed, g.confidenceBound))} y1={y + 18} y2={y + 18} stroke={colour} stroke-width={6} stroke-opacity={0.35} />
@@ -96,7 +96,12 @@ export function StageTrack({ stages, current, started }: { stages: RolloutStage[
 export function ReadoutChart({ readout: r, names }: { readout: HoldoutAnalysis; names: Record<string, string> }) {
   const rows: Array<{ name: string; point: number | null; ci?: [number | null, number | null] | null; shrunk?: number | null }> = [
     { name: "Everything shipped", point: r.liftPercent, ci: r.confidenceInterval },
-    ...r.shippedExperiments.map((x) => ({ name: names[x.experimentId] ?? x.experimentId, point: x.experimentLiftPercent, shrunk: x.shrunkLiftPercent })),
+    ...r.shippedExperiments.map((x) => ({
+      name: names[x.experimentId] ?? x.experimentId, point: x.experimentLiftPercent, shrunk: x.shrunkLiftPercent,
+      // Its own 95 % interval, from the standard error the read-out reports.
+      ci: x.experimentLiftPercent != null && x.experimentLiftSePercent != null
+        ? [x.experimentLiftPercent - 1.96 * x.experimentLiftSePercent, x.experimentLiftPercent + 1.96 * x.experimentLiftSePercent] as [number, number] : null,
+    })),
   ];
   const values = rows.flatMap((x) => [x.point, x.shrunk, ...(x.ci ?? [])]).filter((v): v is number => v != null && Number.isFinite(v));
   if (!values.length) return null;
@@ -116,7 +121,7 @@ export function ReadoutChart({ readout: r, names }: { readout: HoldoutAnalysis; 
           return (
             <g key={i}>
               <text x={8} y={y + 4} class={i === 0 ? "axis-label strong" : "axis-label"}>{name}</text>
-              {item.ci && item.ci[0] != null && item.ci[1] != null ? <line x1={x(item.ci[0])} x2={x(item.ci[1])} y1={y} y2={y} stroke="#5b3aa0" stroke-width={6} stroke-linecap="round" stroke-opacity={0.45} /> : null}
+              {item.ci && item.ci[0] != null && item.ci[1] != null ? <line x1={x(item.ci[0])} x2={x(item.ci[1])} y1={y} y2={y} stroke={i === 0 ? "#5b3aa0" : "#f58518"} stroke-width={i === 0 ? 6 : 3} stroke-linecap="round" stroke-opacity={0.45} /> : null}
               {item.shrunk != null && item.point != null ? <line x1={x(item.point)} x2={x(item.shrunk)} y1={y} y2={y} stroke="#8c8c8c" stroke-dasharray="2 2" /> : null}
               {item.point != null ? <circle cx={x(item.point)} cy={y} r={5} fill={i === 0 ? "#5b3aa0" : "white"} stroke={i === 0 ? "#5b3aa0" : "#f58518"} stroke-width={2} /> : null}
               {item.shrunk != null ? <circle cx={x(item.shrunk)} cy={y} r={5} fill="#f58518" /> : null}
@@ -125,7 +130,7 @@ export function ReadoutChart({ readout: r, names }: { readout: HoldoutAnalysis; 
           );
         })}
       </svg>
-      <figcaption>Purple: the holdout's measured cumulative lift and its interval. Orange: each shipped experiment's own estimate (hollow) and its shrunk lift (filled).</figcaption>
+      <figcaption>Purple: the holdout's measured cumulative lift and its interval. Orange: each shipped experiment's own estimate (hollow) with its 95 % interval, and its shrunk lift (filled).</figcaption>
     </figure>
   );
 }

@@ -32,6 +32,7 @@ export function AppSide({ session }: { session: Session }) {
   const [userId, setUserId] = useState("");
   const anyUser = may.askForAnyUser(session);
   const [answer, setAnswer] = useState<OfferAnswer | null>(null);
+  const [answers, setAnswers] = useState(0);  // how many answers came back: each new one is visibly new
   const ask = useAction(async () => {
     // Only the fields that are filled: without placement or experimentId the answer is for placement "default".
     const request: GetOfferRequest = {};
@@ -39,6 +40,7 @@ export function AppSide({ session }: { session: Session }) {
     if (experimentId.trim()) request.experimentId = experimentId.trim();
     if (anyUser && userId.trim()) request.userId = userId.trim();
     setAnswer(await api.getOffer(request));
+    setAnswers((n) => n + 1);
   });
   return (
     <>
@@ -71,7 +73,7 @@ export function AppSide({ session }: { session: Session }) {
               {answer.reason ? <span class="muted"> · reason: {answer.reason}</span> : null}
               {" · "}{answer.offerConfig ? <>offer <code>{JSON.stringify(answer.offerConfig)}</code></> : <span class="muted">no offer: the app keeps its built-in default</span>}
             </p>
-            <pre class="code" data-testid="offer-answer">{JSON.stringify(answer, null, 2)}</pre>
+            <pre class="code" data-testid="offer-answer" data-answers={answers}>{JSON.stringify(answer, null, 2)}</pre>
           </>
         ) : null}
       </Panel>

@@ -147,7 +147,7 @@ function InclusionPanel({ id, entries }: { id: string; entries: LedgerEntry[] })
     <Panel title="Inclusion proof" id="inclusion">
       <p class="muted">Proves that one entry is in the signed tree without reading the others: the browser hashes the entry's bytes (RFC 9162: SHA-256(0x00 ‖ bytes)), climbs the proof's {r ? r.proof.proof.length : "log₂ n"} sibling hashes to a root, and compares it with the signed checkpoint's root.</p>
       <form class="row" onSubmit={(ev) => { ev.preventDefault(); prove.run(); }} aria-label="Prove an entry's inclusion">
-        <label for="proof-entry" class="inline">Entry</label>
+        <label for="proof-entry" class="inline">Entry to prove</label>
         <select id="proof-entry" value={chosen} onChange={(ev) => setSequence((ev.target as HTMLSelectElement).value)} disabled={!entries.length}>
           {entries.map((e) => <option key={e.sequence} value={String(e.sequence)}>#{e.sequence} {label(e.eventType)}</option>)}
         </select>

@@ -180,7 +180,7 @@ function CohortPanel({ session, cohort: c, reload, names }: { session: Session; 
                 <KeyValues rows={[
                   ["Exposed users", health.exposedUsers != null ? <span data-testid="exposed-users">{count(health.exposedUsers)} ({count(health.exposedHoldoutUsers ?? null)} held out)</span> : "—"],
                   ["Assigned users", `${count(health.assignedUsers)} of ${count(health.evaluatedUsers ?? null)} evaluated`],
-                  ["Contaminated", `${count(health.contaminatedUsers)} (${pct(health.contaminationRate != null ? health.contaminationRate * 100 : null, 2)})`],
+                  ["Contaminated", <span data-testid="contaminated">{count(health.contaminatedUsers)} ({pct(health.contaminationRate != null ? health.contaminationRate * 100 : null, 2)})</span>],
                   ["Share expected / observed", `${pct(health.expectedShare * 100, 2)} / ${pct(health.observedShare != null ? health.observedShare * 100 : null, 2)}`],
                   ["SRM p-value", pValue(health.srmPValue)],
                 ]} />
