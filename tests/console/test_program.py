@@ -125,8 +125,11 @@ def test_ship_approve_serve_read_out_and_unship(console: Console, clients, fires
 
     # --- an experiment of that placement ran (the back office), its history is seeded; the PM completes it ---------
     pm_client = clients.experimenter()
-    body = experiment_body(cohort_id, placement=placement, name="Annual price: $69.99",
-                           offerConfig={"price": 69.99, "period": "annual"}, controlConfig={"price": 59.99, "period": "annual"})
+    body = experiment_body(
+        cohort_id, placement=placement, name="Annual price: $69.99", description="Annual plan: $59.99 vs $69.99",
+        hypothesis={"statement": "A $69.99 annual price raises net LTV by 10 %", "expectedImpact": "+10 % net LTV",
+                    "risksIdentified": ["Lower conversion"], "successCriteria": ["Net LTV interval above 0"]},
+        offerConfig={"price": 69.99, "period": "annual"}, controlConfig={"price": 59.99, "period": "annual"})
     eid = pm_client.call("create_experiment", body)["experimentId"]
     pm_client.create_rollout_plan(eid, stages=[100])
     pm_client.submit_for_approval(eid)

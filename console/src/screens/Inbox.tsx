@@ -8,7 +8,7 @@ import { preflight } from "../checklist";
 import { Checklist } from "../components/Checklist";
 import { Approvals, Hypothesis } from "../components/Definition";
 import { Badge, Empty, ErrorNote, KeyValues, Loading, Panel } from "../components/ui";
-import { interval, label, pct, pValue, toDate, when } from "../format";
+import { interval, label, num, pct, pValue, toDate, when } from "../format";
 import { useAction, useAsync } from "../hooks";
 import { approvedBy, has, may } from "../permissions";
 import { href } from "../router";
@@ -37,6 +37,18 @@ async function load(session: Session): Promise<{ waiting: Item[]; decided: Exper
     return { experiment, cohort, plan, creationEvent, latest };
   }));
   return { waiting: items, decided };
+}
+
+/** Every watched limit in a line: absolute and relative guardrails, and GUARDRAIL KPIs (API.md §11). */
+function guardrailSummary(e: Experiment): string {
+  const limits = (e.guardrails ?? []).map((g) => {
+    const bounds = [g.maxThreshold != null ? `≤ ${g.maxThreshold}` : "", g.minThreshold != null ? `≥ ${g.minThreshold}` : "",
+      g.maxRelativeDelta != null ? `at most ${g.maxRelativeDelta} % worse than control` : ""].filter(Boolean).join(", ");
+    return `${g.kpiName} ${bounds} → ${g.violationAction}`;
+  });
+  const kpis = (e.kpis ?? []).filter((k) => k.type === "GUARDRAIL").map((k) =>
+    `${k.name} (guardrail KPI, ${label(k.direction).toLowerCase()}${k.threshold != null ? `, ±${num(k.threshold * 100, 2)} % vs control` : ""})`);
+  return [...limits, ...kpis].join("; ");
 }
 
 export function Inbox({ session }: { session: Session }) {
@@ -99,7 +111,7 @@ function InboxItem({ item, onDone }: { item: Item; onDone: () => void }) {
         ["Treatment offer", <code>{JSON.stringify(e.offerConfig ?? {})}</code>],
         ["Status quo", <code>{JSON.stringify(e.controlConfig ?? {})}</code>],
         ["Primary KPI", (e.kpis ?? []).filter((k) => k.type === "PRIMARY").map((k) => `${k.name} (${k.metric}, ${label(k.direction).toLowerCase()})`).join(", ") || "none"],
-        ["Guardrails", (e.guardrails ?? []).map((g) => `${g.kpiName} ${g.maxThreshold != null ? `≤ ${g.maxThreshold}` : ""}${g.minThreshold != null ? ` ≥ ${g.minThreshold}` : ""} → ${g.violationAction}`).join("; ") || "none"],
+        ["Guardrails", guardrailSummary(e) || "none"],
         ["Holdout", item.cohort ? `${item.cohort.name} · ${item.cohort.percentage} % · ${label(item.cohort.status)}` : e.holdoutCohortId],
         ["Rollout", item.plan ? item.plan.stages.map((s) => `${s.percentage} %`).join(" → ") : "no plan yet"],
       ]} />
