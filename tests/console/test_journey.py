@@ -262,6 +262,23 @@ def test_the_console_journey(console: Console, clients, firestore_db):
     expect(result).to_contain_text("differs")
     analyst.unroute("**/get_inclusion_proof")
 
+    # A checkpoint whose root was rewritten on the wire fails its signature check in the browser.
+    def rewrite(route):
+        response = route.fetch()
+        body = response.json()
+        forged = ("A" if body["result"]["rootHash"][0] != "A" else "B") + body["result"]["rootHash"][1:]
+        body["result"]["checkpoint"] = body["result"]["checkpoint"].replace(body["result"]["rootHash"], forged)
+        body["result"]["rootHash"] = forged
+        route.fulfill(response=response, json=body)
+
+    analyst.route("**/get_checkpoint", rewrite)
+    signed.get_by_role("button", name="Refresh").click()
+    expect(signed.locator("[data-signature]")).to_have_attribute("data-signature", "false")
+    expect(signed.locator("[data-signature]")).to_contain_text("no valid signature by the verifier key")
+    analyst.unroute("**/get_checkpoint")
+    signed.get_by_role("button", name="Refresh").click()
+    expect(signed.locator("[data-signature]")).to_have_attribute("data-signature", "true")
+
     analyst.get_by_role("button", name="Show board report").click()
     report = analyst.frame_locator("iframe.report")
     expect(report.locator("body")).to_contain_text(NAME)
