@@ -188,6 +188,13 @@ function Monitor({ session, experiment: e }: { session: Session; experiment: Exp
   );
 }
 
+/** "12.5 h at 20 %". A stage entered by a scheduled tick ahead of this clock (a replay driving the schedule
+ *  through days, API.md §6) has a negative age here: said so rather than shown as negative hours. */
+function stageAge(hours: number | null | undefined, stage: number | null | undefined): string {
+  if (hours != null && hours < 0) return `at ${pct(stage ?? null, 0)}, entered at a scheduled time ${num(-hours, 1)} h ahead of now`;
+  return `${num(hours ?? null, 1)} h at ${pct(stage ?? null, 0)}`;
+}
+
 function guardrailKind(g: GuardrailState): string {
   if (g.type === "relative") return "relative to control";
   if (g.type === "kpi") return "guardrail KPI";
@@ -248,7 +255,7 @@ function Rollout({ session, data, reload }: { session: Session; data: PageData; 
           <ErrorNote error={progress.error} prefix="check_stage_progress refused" />
           {p ? (
             <>
-              <p>{p.ready ? <strong class="ok">Ready for the next stage ({pct(p.nextStage ?? null, 0)}).</strong> : <strong class="warn">Not yet.</strong>} <span class="muted">{num(p.hoursAtStage ?? null, 1)} h at {pct(p.stage ?? null, 0)}</span></p>
+              <p>{p.ready ? <strong class="ok">Ready for the next stage ({pct(p.nextStage ?? null, 0)}).</strong> : <strong class="warn">Not yet.</strong>} <span class="muted">{stageAge(p.hoursAtStage, p.stage)}</span></p>
               <div class="cols">
                 <div><h4>Blocking</h4>{p.blocking.length ? <ul class="bad-list">{p.blocking.map((b) => <li key={b}>{b}</li>)}</ul> : <p class="muted">nothing</p>}</div>
                 <div><h4>Met</h4>{p.met.length ? <ul class="ok-list">{p.met.map((b) => <li key={b}>{b}</li>)}</ul> : <p class="muted">nothing yet</p>}</div>
