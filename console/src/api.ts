@@ -192,7 +192,7 @@ export const freezeHoldoutCohort = (cohortId: string) => call<{ cohortId: string
 export const retireHoldoutCohort = (cohortId: string, reason: string) => call<{ cohortId: string; reason: string }, HoldoutCohort>("retire_holdout_cohort", { cohortId, reason });
 export const getHoldoutHealth = (cohortId: string) => call<{ cohortId: string }, HoldoutHealth>("get_holdout_health", { cohortId });
 export const isUserInHoldout = (userId?: string) => call<{ userId?: string }, { userId: string; inHoldout: boolean; cohortIds: string[] }>("is_user_in_holdout", userId ? { userId } : {});
-/** §10 (lands with scoped holdouts). */
+/** §10 */
 export const analyzeHoldout = (cohortId: string, metric: Metric) => call<{ cohortId: string; metric: Metric }, HoldoutAnalysis>("analyze_holdout", { cohortId, metric });
 
 // Experiments (§3)

@@ -2,8 +2,8 @@
 // with the rules of docs/lifecycle.md §2, so an approver or author sees why an experiment cannot start
 // yet before anyone presses Start. It is labelled a pre-flight everywhere it is shown: start_experiment
 // evaluates the same list inside its transaction and decides (its FAILED_PRECONDITION details.checklist
-// replaces this one when a start is refused). Items the console cannot see (e.g. §10's
-// placement_capacity, which depends on the other experiments running in the placement) are left to it.
+// replaces this one when a start is refused). §10's placement_capacity depends on the other experiments
+// holding the placement's traffic (placementLayers, which staff may not list here) and is left to it.
 // Pure: no Firebase, no DOM.
 
 import type { ChecklistItem, Experiment, HoldoutCohort, RolloutPlan } from "./types";
@@ -14,6 +14,15 @@ export interface PreflightInputs {
   plan: RolloutPlan | null;
   /** experimentEvents/{id}_000001 exists (null: not known). */
   creationEvent: boolean | null;
+}
+
+/** API.md §10: a cohort covers an experiment when its scope is global (empty), lists the experiment's
+ *  placement, or lists its offer type (its FROZEN status is the frozen_holdout item). */
+export function scopeIncludes(cohort: HoldoutCohort, e: Experiment): boolean {
+  const placements = cohort.scope?.placements ?? [];
+  const types = cohort.scope?.offerTypes ?? [];
+  if (!placements.length && !types.length) return true;
+  return placements.includes(e.placement ?? "default") || types.includes(e.offerType);
 }
 
 export function preflight({ experiment: e, cohort, plan, creationEvent }: PreflightInputs): ChecklistItem[] {
@@ -54,6 +63,12 @@ export function preflight({ experiment: e, cohort, plan, creationEvent }: Prefli
       detail: !plan ? "no rollout plan configured"
         : `${plan.status}, stages ${(plan.stages ?? []).map((s) => `${s.percentage} %`).join(" → ")}`,
     },
+    {
+      item: "holdout_coverage", ok: Boolean(cohort) && scopeIncludes(cohort!, e),
+      detail: !cohort ? "no holdout" : scopeIncludes(cohort, e)
+        ? `the holdout's scope includes placement ${e.placement ?? "default"}`
+        : `the holdout's scope does not include placement ${e.placement ?? "default"} or ${e.offerType}: it would hold nobody out`,
+    },
   ];
 }
 
@@ -68,5 +83,6 @@ export const ITEM_LABELS: Record<string, string> = {
   kill_switch: "Kill-switch subscribed",
   ledger_recording: "Ledger recording",
   rollout_plan: "Rollout plan configured",
+  holdout_coverage: "The holdout covers it",
   placement_capacity: "Room in the placement",
 };

@@ -31,7 +31,7 @@ export interface ExperimentForm {
   plannedStartDate: string;  // yyyy-mm-dd
   plannedEndDate: string;
   approvers: string;         // comma or newline separated
-  placement: string;         // §10; blank = the server's default
+  placement: string;         // §10; blank = "default"
   trafficPercentage: string; // §10; blank = 100
 }
 
@@ -43,6 +43,9 @@ export interface PlanForm {
   pauseOnViolation: boolean;
   rollbackOnFailure: boolean;
 }
+
+/** API.md §10: an experiment without a placement is in "default". */
+export const DEFAULT_PLACEMENT = "default";
 
 const isoDay = (d: Date) => d.toISOString().slice(0, 10);
 
@@ -87,7 +90,7 @@ export function formOf(e: Experiment): ExperimentForm {
     offerConfig: JSON.stringify(e.offerConfig ?? {}, null, 2), controlConfig: JSON.stringify(e.controlConfig ?? {}, null, 2),
     plannedStartDate: dayOf(e.plannedStartDate), plannedEndDate: dayOf(e.plannedEndDate),
     approvers: (e.approvers ?? []).join(", "),
-    placement: e.placement && e.placement !== "default" ? e.placement : "",
+    placement: e.placement && e.placement !== DEFAULT_PLACEMENT ? e.placement : "",
     trafficPercentage: e.trafficPercentage != null && e.trafficPercentage !== 100 ? str(e.trafficPercentage) : "",
   };
 }
@@ -152,9 +155,10 @@ export function definitionOf(f: ExperimentForm): { definition: ExperimentDefinit
     plannedStartDate: f.plannedStartDate ? `${f.plannedStartDate}T00:00:00Z` : "",
     plannedEndDate: f.plannedEndDate ? `${f.plannedEndDate}T00:00:00Z` : "",
     approvers: f.approvers.split(/[\s,]+/).map((a) => a.trim()).filter(Boolean),
-    // §10 fields only when set: a server without placements refuses unknown fields.
-    placement: f.placement.trim() || undefined,
-    trafficPercentage: optionalNumber(f.trafficPercentage) as number | undefined,
+    // Always sent, blanks as the server's defaults, so clearing a field in an edit really resets it
+    // (update_experiment leaves an omitted field as it was).
+    placement: f.placement.trim() || DEFAULT_PLACEMENT,
+    trafficPercentage: (optionalNumber(f.trafficPercentage) ?? 100) as number,
   });
   return { definition, local };
 }

@@ -60,3 +60,14 @@ export function label(value: string | null | undefined): string {
 export function shortHash(hash: string | null | undefined): string {
   return hash ? `${hash.slice(0, 12)}…` : "—";
 }
+
+/**
+ * A guardrail figure in its unit (monitor_experiment's `unit`, API.md §11): a value of the metric, a
+ * relative change in percent (relative guardrails), or a relative change as a fraction (GUARDRAIL KPIs).
+ */
+export function guardValue(g: { unit?: string }, value: number | null | undefined): string {
+  if (value == null || !Number.isFinite(value)) return "—";
+  if (g.unit === "percent") return pct(value, 2, true);
+  if (g.unit === "fraction") return pct(value * 100, 2, true);
+  return num(value, 4);
+}

@@ -66,12 +66,12 @@ export const may = {
   createCohort: (s: Session | null) => has(s, "experimenter"),
   retireCohort: (s: Session | null) => isAdmin(s),
   cohortHealth: (s: Session | null) => has(s, "experimenter", "analyst"),
+  /** get_offer / is_user_in_holdout for another user: the service role, so admin (API.md §1). */
+  askForAnyUser: (s: Session | null) => has(s, "service"),
 };
 
-/** Has `who` approved the pending launch (approvals) or ship (shipApprovals, §10)? */
+/** Has `who` approved the pending launch (approvals) or the pending ship (ship.approvals, §10)? */
 export function approvedBy(e: Experiment, who: string): boolean {
-  const book = e.status === "SHIP_PENDING_APPROVAL"
-    ? ((e as unknown as { shipApprovals?: Record<string, unknown> }).shipApprovals ?? {})
-    : (e.approvals ?? {});
+  const book = e.status === "SHIP_PENDING_APPROVAL" ? (e.ship?.approvals ?? {}) : (e.approvals ?? {});
   return Object.keys(book).some((k) => k.toLowerCase() === who.toLowerCase());
 }

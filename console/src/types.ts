@@ -100,8 +100,30 @@ export interface Experiment extends ExperimentDefinition {
   version?: number;
   lastChange?: { action: string; actor: string; at: unknown; version: number };
   createdAt?: unknown;
-  /** §10: the arm shipped to everyone, once SHIPPED. */
-  shippedArm?: "TREATMENT" | "CONTROL" | null;
+  /** §10: the traffic segments of the placement's layer it holds (set by the start). */
+  trafficSegments?: Array<{ start: number; end: number }>;
+  /** §10: the FROZEN cohorts covering it when it started. */
+  coveringCohortIds?: string[];
+  /** §10: the ship request, its approvals, and its outcome (docs/data-model.md). */
+  ship?: Ship | null;
+}
+
+/** `offerExperiments.ship` (docs/program.md §7). */
+export interface Ship {
+  arm: "TREATMENT" | "CONTROL";
+  reason: string;
+  requestedBy: string;
+  requestedAt?: unknown;
+  /** Ship approvals by approver email (four eyes again). */
+  approvals?: Record<string, Approval>;
+  shippedAt?: unknown;
+  /** The FROZEN cohorts covering the ship: their members keep the status quo. */
+  coveringCohortIds?: string[];
+  rejectedBy?: string | null;
+  rejectionReason?: string | null;
+  unshippedAt?: unknown;
+  unshippedBy?: string | null;
+  unshipReason?: string | null;
 }
 
 export interface RolloutStage {
@@ -188,6 +210,9 @@ export interface HoldoutHealth {
   srmPValue: number | null;
   health: Health;
   issues: string[];
+  /** §10: users a get_offer answer of a covered experiment or shipped offer reached, and those of them held out. */
+  exposedUsers?: number;
+  exposedHoldoutUsers?: number;
 }
 
 /** §10: the holdout's read-out. */
@@ -202,8 +227,13 @@ export interface HoldoutAnalysis {
   liftPercent: number | null;
   confidenceInterval: [number, number] | null;
   pValue: number | null;
-  shippedExperiments: Array<{ experimentId: string; arm: string; shippedAt: string; experimentLiftPercent: number | null; shrunkLiftPercent: number | null }>;
+  shippedExperiments: Array<{
+    experimentId: string; arm: string; shippedAt: string | null;
+    experimentLiftPercent: number | null; experimentLiftSePercent?: number | null; shrunkLiftPercent: number | null;
+  }>;
   method: string;
+  createdBy?: string;
+  createdAt?: unknown;
 }
 
 export interface ChecklistItem {
@@ -225,6 +255,12 @@ export interface GuardrailState {
   status?: string;
   pointBeyondThreshold?: boolean;
   nTreatment?: number;
+  nControl?: number;
+  /** §11: absolute (maxThreshold/minThreshold), relative (maxRelativeDelta), kpi (a GUARDRAIL KPI). */
+  type?: "absolute" | "relative" | "kpi" | string;
+  /** What observed, bound and threshold are in: value, percent (relative) or fraction (KPI change). */
+  unit?: "value" | "percent" | "fraction" | string;
+  alpha?: number;
 }
 
 export interface MonitorResult {
@@ -237,6 +273,9 @@ export interface MonitorResult {
   exposures: { CONTROL: number; TREATMENT: number; HOLDOUT: number };
   srmPValue: number | null;
   guardrails: GuardrailState[];
+  exclusions?: Record<string, Record<string, number>>;
+  keptUsers?: Record<string, number>;
+  documentsRead?: number;
 }
 
 export interface StageProgress {
@@ -287,7 +326,7 @@ export interface Analysis {
   recommendationReason?: string;
   method: string;
   /** §11 */
-  sequential?: { confidenceInterval: [number, number] | null; pValue: number | null };
+  sequential?: { confidenceInterval: [number, number] | null; pValue: number | null; absoluteInterval?: [number, number] | null };
   createdBy?: string;
   createdAt?: unknown;
 }
@@ -305,7 +344,9 @@ export interface Alert {
   raisedAt?: unknown;
   acknowledged: boolean;
   acknowledgedBy?: string;
-  acknowledgement?: string;
+  acknowledgedAt?: unknown;
+  /** §11: the comment given with acknowledge_alert. */
+  acknowledgementComment?: string;
 }
 
 export interface LedgerEntry {
@@ -319,6 +360,9 @@ export interface LedgerEntry {
   recordedAt: string;
   prevHash: string;
   hash: string;
+  /** §12: the canonical bytes that were hashed: the entry's Merkle leaf (docs/ledger.md §11). */
+  canonical?: string;
+  leafIndex?: number;
 }
 
 export interface AuditTrail {
@@ -337,8 +381,11 @@ export interface LedgerVerification {
   errors: Array<{ sequence?: number; code?: string; message?: string } | string>;
   recordedHead?: { lastSequence: number; headHash: string; count: number } | null;
   pendingEntries?: number;
-  /** §12: the published checkpoint the chain was checked against. */
-  checkpoint?: { treeSize?: number; rootHash?: string; status?: string; consistent?: boolean } | null;
+  /** §12: the Merkle tree of the entries as stored. */
+  treeSize?: number;
+  rootHash?: string;
+  /** §12: the latest checkpoint published outside the database, which the chain was checked against. */
+  checkpoint?: { treeSize: number; rootHash: string; signatureVerified: boolean; note: string } | null;
 }
 
 export interface LedgerStatistics {
@@ -355,9 +402,11 @@ export interface Checkpoint {
   treeSize: number;
   rootHash: string;
   verifierKey: string;
+  origin?: string;
 }
 
-export interface InclusionProof { leafIndex: number; treeSize: number; leafHash: string; proof: string[] }
+/** §12; `checkpoint` is the signed note of the tree the proof is for (when the default size was used). */
+export interface InclusionProof { leafIndex: number; treeSize: number; leafHash: string; proof: string[]; sequence?: number; checkpoint?: string | null }
 export interface ConsistencyProof { fromSize: number; toSize: number; proof: string[] }
 
 export interface OfferAnswer {

@@ -23,6 +23,7 @@ from tests.console.conftest import Console, experiment_id_from
 
 NAME = "Annual plan price test"
 COHORT = "Console holdout"
+PLACEMENT = "annual_paywall"
 USERS = 160  # users who ask get_offer once the experiment runs
 
 
@@ -47,7 +48,9 @@ def fill_experiment(page: Page, treatment: str) -> None:
     guard.get_by_label("Metric").select_option("refund_rate")
     guard.get_by_label("Max threshold").fill("0.05")
     guard.get_by_label("On violation").select_option("PAUSE")
-    page.get_by_label("Holdout cohort").select_option(label=f"{COHORT} · 10 % · Frozen")
+    page.get_by_label("Holdout cohort").select_option(label=f"{COHORT} · 10 % · Frozen · global")
+    page.get_by_label("Placement", exact=True).fill(PLACEMENT)
+    page.get_by_label("Traffic of the placement (%)").fill("80")
     page.get_by_label("Treatment share of enrolled users (%)").fill(treatment)
     page.get_by_label("Treatment offer (JSON)").fill('{"price": 69.99, "period": "annual", "productId": "annual_6999"}')
     page.get_by_label("Control offer, the status quo (JSON)").fill('{"price": 59.99, "period": "annual", "productId": "annual_5999"}')
@@ -118,6 +121,9 @@ def test_the_console_journey(console: Console, clients, firestore_db):
     eid = experiment_id_from(pm)
     stored = firestore_db.collection("offerExperiments").document(eid).get().to_dict()
     assert stored["treatmentPercentage"] == 50 and stored["approvers"] == ["ceo@company.com", "cfo@company.com"]
+    assert (stored["placement"], stored["trafficPercentage"]) == (PLACEMENT, 80)
+    expect(pm.get_by_test_id("placement")).to_have_text(PLACEMENT)
+    expect(pm.locator("article.experiment .page-head")).to_contain_text("(80 % of its traffic)")
     plan = firestore_db.collection("rolloutPlans").document(eid).get().to_dict()
     assert [s["percentage"] for s in plan["stages"]] == [20, 50] and plan["stages"][0]["minExposuresPerArm"] == 5
     expect(pm.locator("article.experiment h1")).to_contain_text("Draft")
@@ -148,7 +154,8 @@ def test_the_console_journey(console: Console, clients, firestore_db):
 
     # --- the PM starts it -------------------------------------------------------------------------------
     pm.reload()
-    expect(pm.locator("#checklist")).to_contain_text("All 9 checks pass.")
+    expect(pm.locator("#checklist")).to_contain_text("All 10 checks pass.")
+    expect(pm.locator("#checklist li[data-item=holdout_coverage]")).to_contain_text(f"includes placement {PLACEMENT}")
     pm.get_by_role("button", name="Start experiment").click()
     expect(pm.locator("article.experiment h1")).to_contain_text("Running")
     expect(pm.locator("#monitor")).to_contain_text("Stage")
@@ -158,7 +165,10 @@ def test_the_console_journey(console: Console, clients, firestore_db):
     # --- users ask for their offer (the app's side), then the analyst watches -------------------------------------
     service = clients.service()
     with ThreadPoolExecutor(max_workers=4) as pool:
-        arms = Counter(pool.map(lambda i: service.get_offer(user_id=f"console-user-{i}", experiment_id=eid)["arm"], range(USERS)))
+        answers = list(pool.map(lambda i: service.get_placement_offer(PLACEMENT, user_id=f"console-user-{i}"), range(USERS)))
+    arms = Counter(a["arm"] for a in answers if a["experimentId"] == eid)
+    # 80 % of the placement's traffic: the others are nobody's (API.md §10).
+    assert {a["reason"] for a in answers if a["experimentId"] is None} <= {"not_in_traffic"}
     exposed = {arm: arms.get(arm, 0) for arm in ("CONTROL", "TREATMENT", "HOLDOUT")}
     assert sum(exposed.values()) > 0, arms
 
@@ -167,6 +177,8 @@ def test_the_console_journey(console: Console, clients, firestore_db):
     row = analyst.locator(f"tr[data-experiment='{eid}']")
     expect(row).to_contain_text("Running")
     expect(row).to_contain_text("20 %")
+    expect(row.locator("[data-column=placement]")).to_contain_text(PLACEMENT)
+    expect(row.locator("[data-column=placement]")).to_contain_text("80 % of its traffic")
     row.get_by_role("link", name=NAME).click()
     monitor = analyst.locator("#monitor")
     chart = monitor.get_by_role("img", name=re.compile("Exposures per arm"))
@@ -203,12 +215,69 @@ def test_the_console_journey(console: Console, clients, firestore_db):
     expect(trail.locator("tbody tr").filter(has_text="Experiment created")).to_have_count(1)
     expect(trail.locator("tbody tr").filter(has_text="Experiment started")).to_have_count(1)
     analyst.get_by_role("button", name="Verify ledger").click()
-    verdict = analyst.locator(".verification")
+    verdict = analyst.locator("#verify .verification")
     expect(verdict).to_have_attribute("data-valid", "true")
     server = clients.analyst().verify_ledger(eid)
     assert server["valid"] is True
     expect(verdict).to_contain_text(f"{server['entriesChecked']} entries checked")
     assert server["entriesChecked"] >= trail.locator("tbody tr").count() >= 6
+    # Checked against the checkpoint published outside the database (API.md §12).
+    published = server["checkpoint"]
+    assert published["signatureVerified"] is True
+    expect(verdict.locator("[data-checkpoint-line]")).to_contain_text(
+        f"checked against the checkpoint published at tree size {published['treeSize']}, root {published['rootHash']}: signature verified")
+
+    # The signed checkpoint, its signature checked in the browser with the verifier key.
+    checkpoint = clients.analyst().call("get_checkpoint", {"experimentId": eid})
+    signed = analyst.locator("#checkpoint")
+    expect(signed.locator("[data-signature]")).to_have_attribute("data-signature", "true")
+    expect(signed).to_contain_text(checkpoint["rootHash"])
+    expect(signed).to_contain_text(checkpoint["verifierKey"])
+
+    # An inclusion proof of the start, recomputed in the browser from the entry's bytes (RFC 9162).
+    started = next(e for e in clients.analyst().get_audit_trail(eid)["entries"] if e["eventType"] == "EXPERIMENT_STARTED")
+    inclusion = analyst.locator("#inclusion")
+    inclusion.get_by_label("Entry to prove").select_option(str(started["sequence"]))
+    inclusion.get_by_role("button", name="Prove inclusion").click()
+    result = inclusion.locator("[data-included]")
+    expect(result).to_have_attribute("data-included", "true")
+    expect(result).to_contain_text(f"Entry #{started['sequence']} is in the signed tree")
+    proof = clients.analyst().call("get_inclusion_proof", {"experimentId": eid, "sequence": started["sequence"]})
+    expect(result).to_contain_text(proof["leafHash"])
+    for sibling in proof["proof"]:
+        expect(result).to_contain_text(sibling)
+    Console.shot(analyst, "09b-audit-proof")
+
+    # A proof with one sibling hash altered on the wire does not verify in the browser.
+    def tamper(route):
+        response = route.fetch()
+        body = response.json()
+        hashes = body["result"]["proof"]
+        hashes[0] = ("B" if hashes[0][0] != "B" else "C") + hashes[0][1:]
+        route.fulfill(response=response, json=body)
+
+    analyst.route("**/get_inclusion_proof", tamper)
+    inclusion.get_by_role("button", name="Prove inclusion").click()
+    expect(result).to_have_attribute("data-included", "false")
+    expect(result).to_contain_text("differs")
+    analyst.unroute("**/get_inclusion_proof")
+
+    # A checkpoint whose root was rewritten on the wire fails its signature check in the browser.
+    def rewrite(route):
+        response = route.fetch()
+        body = response.json()
+        forged = ("A" if body["result"]["rootHash"][0] != "A" else "B") + body["result"]["rootHash"][1:]
+        body["result"]["checkpoint"] = body["result"]["checkpoint"].replace(body["result"]["rootHash"], forged)
+        body["result"]["rootHash"] = forged
+        route.fulfill(response=response, json=body)
+
+    analyst.route("**/get_checkpoint", rewrite)
+    signed.get_by_role("button", name="Refresh").click()
+    expect(signed.locator("[data-signature]")).to_have_attribute("data-signature", "false")
+    expect(signed.locator("[data-signature]")).to_contain_text("no valid signature by the verifier key")
+    analyst.unroute("**/get_checkpoint")
+    signed.get_by_role("button", name="Refresh").click()
+    expect(signed.locator("[data-signature]")).to_have_attribute("data-signature", "true")
 
     analyst.get_by_role("button", name="Show board report").click()
     report = analyst.frame_locator("iframe.report")

@@ -1,6 +1,6 @@
 // What an experiment is: hypothesis, risks, success criteria, KPIs, guardrails, offers, approvals.
 import { day, label, num, when } from "../format";
-import type { Experiment, HoldoutCohort } from "../types";
+import type { Approval, Experiment, HoldoutCohort } from "../types";
 import { Badge, KeyValues } from "./ui";
 
 export function Hypothesis({ experiment: e }: { experiment: Experiment }) {
@@ -23,10 +23,11 @@ export function Hypothesis({ experiment: e }: { experiment: Experiment }) {
   );
 }
 
-export function Approvals({ experiment: e }: { experiment: Experiment }) {
-  const approvals = e.approvals ?? {};
+/** Who approved: the launch approvals, or (with `book`) another set such as the ship approvals (§10). */
+export function Approvals({ experiment: e, book, label: name = "Approvals" }: { experiment: Experiment; book?: Record<string, Approval>; label?: string }) {
+  const approvals = book ?? e.approvals ?? {};
   return (
-    <table class="grid compact" aria-label="Approvals">
+    <table class="grid compact" aria-label={name}>
       <thead><tr><th>Approver</th><th>Decision</th><th>When</th><th>Comment</th></tr></thead>
       <tbody>
         {(e.approvers ?? []).map((who) => {
@@ -72,6 +73,7 @@ export function Definition({ experiment: e, cohort }: { experiment: Experiment; 
       ) : <p class="muted">No guardrail.</p>}
       <KeyValues rows={[
         ["Holdout", cohort ? <>{cohort.name} · {cohort.percentage} % <Badge value={cohort.status} /></> : e.holdoutCohortId || "—"],
+        ["Placement", `${e.placement ?? "default"} · ${e.trafficPercentage ?? 100} % of its traffic${e.trafficSegments?.length ? ` (layer buckets ${e.trafficSegments.map((s) => `${s.start}–${s.end - 1}`).join(", ")})` : ""}`],
         ["Planned", `${day(e.plannedStartDate)} → ${day(e.plannedEndDate)}`],
         ["Salt", <code>{e.salt}</code>],
       ]} />

@@ -1,8 +1,8 @@
 // Inline SVG charts for what people would rather look at than read: exposures per arm, guardrails
 // against their thresholds, the rollout's stages, and analysis intervals. Each has a text equivalent
 // (aria-label, and the tables beside it), and renders only the figures it is given.
-import { count, num, pct } from "../format";
-import type { Analysis, GuardrailState, RolloutStage } from "../types";
+import { count, guardValue, pct } from "../format";
+import type { Analysis, GuardrailState, HoldoutAnalysis, RolloutStage } from "../types";
 
 const ARM_COLOUR: Record<string, string> = { CONTROL: "#4c78a8", TREATMENT: "#f58518", HOLDOUT: "#8c8c8c" };
 
@@ -42,7 +42,7 @@ export function GuardrailBars({ guardrails }: { guardrails: GuardrailState[] }) 
   return (
     <figure class="chart">
       <svg viewBox={`0 0 ${width} ${row * guardrails.length + 8}`} role="img"
-        aria-label={`Guardrails against thresholds: ${guardrails.map((g) => `${g.kpiName} observed ${num(g.observed, 4)} threshold ${num(g.threshold, 4)}${g.breached ? " breached" : ""}`).join("; ")}`}>
+        aria-label={`Guardrails against thresholds: ${guardrails.map((g) => `${g.kpiName} observed ${guardValue(g, g.observed)} threshold ${guardValue(g, g.threshold)}${g.breached ? " breached" : ""}`).join("; ")}`}>
         {guardrails.map((g, i) => {
           const values = [g.observed, g.threshold, g.confidenceBound, 0].filter((v): v is number => v != null && Number.isFinite(v));
           const lo = Math.min(...values), hi = Math.max(...values);
@@ -53,7 +53,7 @@ export function GuardrailBars({ guardrails }: { guardrails: GuardrailState[] }) 
           return (
             <g key={`${g.kpiName}-${i}`}>
               <text x={8} y={y + 14} class="axis-label">{g.kpiName}</text>
-              <text x={8} y={y + 30} class="note">{g.metric} · {g.direction === "min" ? "min" : "max"} {num(g.threshold, 4)}</text>
+              <text x={8} y={y + 30} class="note">{g.metric} · {g.direction === "min" ? "min" : "max"} {guardValue(g, g.threshold)}</text>
               <line x1={left} x2={width - right} y1={y + 18} y2={y + 18} class="track" />
               {g.observed != null && g.confidenceBound != null
                 ? <line x1={x(Math.min(g.observed, g.confidenceBound))} x2={x(Math.max(g.observed, g.confidenceBound))} y1={y + 18} y2={y + 18} stroke={colour} stroke-width={6} stroke-opacity={0.35} />
@@ -91,11 +91,55 @@ export function StageTrack({ stages, current, started }: { stages: RolloutStage[
   );
 }
 
+/** The holdout read-out: the cumulative lift with its interval, and each shipped experiment's own lift
+ *  (hollow) with where shrinkage puts it (filled), against zero. */
+export function ReadoutChart({ readout: r, names }: { readout: HoldoutAnalysis; names: Record<string, string> }) {
+  const rows: Array<{ name: string; point: number | null; ci?: [number | null, number | null] | null; shrunk?: number | null }> = [
+    { name: "Everything shipped", point: r.liftPercent, ci: r.confidenceInterval },
+    ...r.shippedExperiments.map((x) => ({
+      name: names[x.experimentId] ?? x.experimentId, point: x.experimentLiftPercent, shrunk: x.shrunkLiftPercent,
+      // Its own 95 % interval, from the standard error the read-out reports.
+      ci: x.experimentLiftPercent != null && x.experimentLiftSePercent != null
+        ? [x.experimentLiftPercent - 1.96 * x.experimentLiftSePercent, x.experimentLiftPercent + 1.96 * x.experimentLiftSePercent] as [number, number] : null,
+    })),
+  ];
+  const values = rows.flatMap((x) => [x.point, x.shrunk, ...(x.ci ?? [])]).filter((v): v is number => v != null && Number.isFinite(v));
+  if (!values.length) return null;
+  const lo = Math.min(0, ...values), hi = Math.max(0, ...values);
+  const span = hi - lo || 1;
+  const width = 600, row = 34, left = 200, right = 60;
+  const x = (v: number) => left + ((v - (lo - span * 0.1)) / (span * 1.2)) * (width - left - right);
+  return (
+    <figure class="chart">
+      <svg viewBox={`0 0 ${width} ${row * rows.length + 30}`} role="img"
+        aria-label={`Holdout read-out: ${rows.map((x) => `${x.name} ${pct(x.point, 1, true)}${x.shrunk != null ? ` shrunk ${pct(x.shrunk, 1, true)}` : ""}`).join("; ")}`}>
+        <line x1={x(0)} x2={x(0)} y1={0} y2={row * rows.length + 4} class="zero" />
+        <text x={x(0)} y={row * rows.length + 20} text-anchor="middle" class="note">0 %</text>
+        {rows.map((item, i) => {
+          const y = i * row + 18;
+          const name = item.name.length > 28 ? `${item.name.slice(0, 27)}…` : item.name;
+          return (
+            <g key={i}>
+              <text x={8} y={y + 4} class={i === 0 ? "axis-label strong" : "axis-label"}>{name}</text>
+              {item.ci && item.ci[0] != null && item.ci[1] != null ? <line x1={x(item.ci[0])} x2={x(item.ci[1])} y1={y} y2={y} stroke={i === 0 ? "#5b3aa0" : "#f58518"} stroke-width={i === 0 ? 6 : 3} stroke-linecap="round" stroke-opacity={0.45} /> : null}
+              {item.shrunk != null && item.point != null ? <line x1={x(item.point)} x2={x(item.shrunk)} y1={y} y2={y} stroke="#8c8c8c" stroke-dasharray="2 2" /> : null}
+              {item.point != null ? <circle cx={x(item.point)} cy={y} r={5} fill={i === 0 ? "#5b3aa0" : "white"} stroke={i === 0 ? "#5b3aa0" : "#f58518"} stroke-width={2} /> : null}
+              {item.shrunk != null ? <circle cx={x(item.shrunk)} cy={y} r={5} fill="#f58518" /> : null}
+              <text x={width - right + 6} y={y + 4} class="value-label">{pct(item.shrunk ?? item.point, 1, true)}</text>
+            </g>
+          );
+        })}
+      </svg>
+      <figcaption>Purple: the holdout's measured cumulative lift and its interval. Orange: each shipped experiment's own estimate (hollow) with its 95 % interval, and its shrunk lift (filled).</figcaption>
+    </figure>
+  );
+}
+
 /** Analyses in time order: corrected change with its interval (bar), the raw change (hollow dot), zero. */
 export function IntervalChart({ analyses }: { analyses: Analysis[] }) {
   const rows = analyses.filter((a) => a.correctedPercentChange != null || a.rawPercentChange != null);
   if (!rows.length) return null;
-  const values = rows.flatMap((a) => [a.correctedPercentChange, a.rawPercentChange, ...(a.confidenceInterval ?? [])]).filter((v): v is number => v != null && Number.isFinite(v));
+  const values = rows.flatMap((a) => [a.correctedPercentChange, a.rawPercentChange, ...(a.confidenceInterval ?? []), ...(a.sequential?.confidenceInterval ?? [])]).filter((v): v is number => v != null && Number.isFinite(v));
   const lo = Math.min(0, ...values), hi = Math.max(0, ...values);
   const span = hi - lo || 1;
   const width = 560, row = 36, left = 150, right = 20;
@@ -109,8 +153,11 @@ export function IntervalChart({ analyses }: { analyses: Analysis[] }) {
         {rows.map((a, i) => {
           const y = i * row + 16;
           const ci = a.confidenceInterval;
+          const av = a.sequential?.confidenceInterval;
           return (
             <g key={a.analysisId}>
+              {av && av[0] != null && av[1] != null ? <line x1={x(av[0])} x2={x(av[1])} y1={y} y2={y} stroke="#1f4e79" stroke-width={1.5} /> : null}
+              {av && av[0] != null && av[1] != null ? <><line x1={x(av[0])} x2={x(av[0])} y1={y - 6} y2={y + 6} stroke="#1f4e79" stroke-width={1.5} /><line x1={x(av[1])} x2={x(av[1])} y1={y - 6} y2={y + 6} stroke="#1f4e79" stroke-width={1.5} /></> : null}
               <text x={8} y={y + 4} class="axis-label">#{i + 1} {a.metric}</text>
               <text x={8} y={y + 15} class="note">n {count((a.sampleSizes?.CONTROL ?? 0) + (a.sampleSizes?.TREATMENT ?? 0))}</text>
               {ci && ci[0] != null && ci[1] != null ? <line x1={x(ci[0])} x2={x(ci[1])} y1={y} y2={y} stroke="#4c78a8" stroke-width={6} stroke-linecap="round" stroke-opacity={0.5} /> : null}
@@ -120,7 +167,7 @@ export function IntervalChart({ analyses }: { analyses: Analysis[] }) {
           );
         })}
       </svg>
-      <figcaption>Filled: corrected change with its interval; hollow: raw change.</figcaption>
+      <figcaption>Filled dot: corrected change; thick bar: its fixed-horizon interval; thin bracket: the always-valid interval; hollow dot: raw change.</figcaption>
     </figure>
   );
 }

@@ -16,6 +16,12 @@ import { may } from "../permissions";
 import { go, href } from "../router";
 import { METRICS, OFFER_TYPES, type HoldoutCohort, type KpiType, type Direction, type ViolationAction } from "../types";
 
+/** A cohort's scope in a few words (API.md §10: empty = global). */
+function scopeLabel(c: HoldoutCohort): string {
+  const parts = [...(c.scope?.placements ?? []), ...(c.scope?.offerTypes ?? []).map(label)];
+  return parts.length ? `scope ${parts.join(", ")}` : "global";
+}
+
 interface Loaded { form: ExperimentForm; plan: PlanForm; hasPlan: boolean; planEditable: boolean; status?: string; author?: string }
 
 async function load(experimentId?: string): Promise<{ loaded: Loaded; cohorts: HoldoutCohort[] }> {
@@ -164,7 +170,7 @@ function EditorForm({ experimentId, initial, cohorts }: { experimentId?: string;
             {(p) => (
               <select {...p} value={form.holdoutCohortId} onChange={(ev) => set("holdoutCohortId")((ev.target as HTMLSelectElement).value)}>
                 <option value="">(choose a cohort)</option>
-                {cohorts.map((c) => <option key={c.cohortId} value={c.cohortId}>{c.name} · {c.percentage} % · {label(c.status)}</option>)}
+                {cohorts.map((c) => <option key={c.cohortId} value={c.cohortId}>{c.name} · {c.percentage} % · {label(c.status)} · {scopeLabel(c)}</option>)}
               </select>
             )}
           </Field>
@@ -172,8 +178,8 @@ function EditorForm({ experimentId, initial, cohorts }: { experimentId?: string;
         </div>
         {!frozen.length ? <p class="warning">No frozen holdout cohort yet: <a href={href.holdouts()}>create and freeze one</a> first.</p> : null}
         <div class="cols">
-          <Field label="Placement" name="placement" errors={e("placement")} hint="Where the offer is shown, e.g. onboarding_paywall; blank: default.">{(p) => <TextInput {...p} value={form.placement} onValue={set("placement")} />}</Field>
-          <Field label="Traffic of the placement (%)" name="trafficPercentage" errors={e("trafficPercentage")} hint="Blank: 100.">{(p) => <TextInput {...p} inputMode="decimal" value={form.trafficPercentage} onValue={set("trafficPercentage")} />}</Field>
+          <Field label="Placement" name="placement" errors={e("placement")} hint="Where the offer is shown, e.g. onboarding_paywall; blank: default. The holdout must cover it.">{(p) => <TextInput {...p} value={form.placement} onValue={set("placement")} />}</Field>
+          <Field label="Traffic of the placement (%)" name="trafficPercentage" errors={e("trafficPercentage")} hint="The share of the placement's users it may enroll; experiments running in one placement never share a user. Blank: 100.">{(p) => <TextInput {...p} inputMode="decimal" value={form.trafficPercentage} onValue={set("trafficPercentage")} />}</Field>
         </div>
         <div class="cols">
           <Field label="Treatment offer (JSON)" name="offerConfig" errors={e("offerConfig")}>{(p) => <TextArea {...p} class="mono" rows={4} value={form.offerConfig} onValue={set("offerConfig")} />}</Field>

@@ -76,7 +76,7 @@ function ExperimentRow({ row: { experiment: e, analysis, alerts }, monitored }: 
         <div class="muted small">{label(e.offerType)} · {e.author}</div>
       </td>
       <td><Badge value={e.status} /></td>
-      <td>{e.placement ?? "default"}</td>
+      <td data-column="placement">{e.placement ?? "default"}{e.trafficPercentage != null && e.trafficPercentage !== 100 ? <div class="muted small">{pct(e.trafficPercentage, 0)} of its traffic</div> : null}</td>
       <td>{e.coverage != null ? pct(e.coverage, e.coverage < 10 ? 1 : 0) : <span class="muted">—</span>}</td>
       <td>{m ? <Badge value={m.health} /> : monitor.error ? <span class="muted" title={monitor.error.message}>unavailable</span> : monitored ? <span class="muted">…</span> : <span class="muted">—</span>}</td>
       <td>

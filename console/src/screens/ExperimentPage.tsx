@@ -6,24 +6,26 @@ import * as api from "../api";
 import type { Session } from "../api";
 import { ExposureBars, GuardrailBars, IntervalChart, StageTrack } from "../components/charts";
 import { Checklist } from "../components/Checklist";
-import { Definition } from "../components/Definition";
+import { Approvals, Definition } from "../components/Definition";
 import { RolloutPlanFields } from "../components/RolloutPlanFields";
 import { Badge, Empty, ErrorNote, KeyValues, Loading, Panel, ReasonAction, Select } from "../components/ui";
 import { preflight } from "../checklist";
 import { defaultPlan, planErrors, planRequestOf, type PlanForm } from "../form";
-import { count, interval, label, num, pct, pValue, when, toDate } from "../format";
+import { count, guardValue, interval, label, num, pct, pValue, when, toDate } from "../format";
 import { useAction, useAsync, useInterval } from "../hooks";
 import { may } from "../permissions";
 import { href } from "../router";
 import {
-  METRICS, type Alert, type Analysis, type ChecklistItem, type Experiment, type HoldoutCohort, type Metric,
-  type RolloutPlan, type TimelineEvent,
+  METRICS, type Alert, type Analysis, type ChecklistItem, type Experiment, type GuardrailState, type HoldoutCohort, type Metric,
+  type MonitorResult, type RolloutPlan, type TimelineEvent,
 } from "../types";
 
 interface PageData {
   experiment: Experiment;
   plan: RolloutPlan | null;
   cohort: HoldoutCohort | null;
+  /** The cohorts covering the run and the ship (§10), by id. */
+  covering: Record<string, HoldoutCohort>;
   creationEvent: boolean | null;
   events: TimelineEvent[];
   rolloutEvents: TimelineEvent[];
@@ -34,9 +36,11 @@ interface PageData {
 async function loadPage(id: string): Promise<PageData> {
   const experiment = await api.getExperiment(id);
   if (!experiment) throw new api.ApiError("NOT_FOUND", "No such experiment.");
-  const [plan, cohort, creationEvent, events, rolloutEvents, analyses, alerts] = await Promise.all([
+  const coveringIds = Array.from(new Set([...(experiment.coveringCohortIds ?? []), ...(experiment.ship?.coveringCohortIds ?? [])]));
+  const [plan, cohort, covering, creationEvent, events, rolloutEvents, analyses, alerts] = await Promise.all([
     api.getRolloutPlan(id),
     experiment.holdoutCohortId ? api.getCohort(experiment.holdoutCohortId) : Promise.resolve(null),
+    Promise.all(coveringIds.map((c) => api.getCohort(c))),
     api.hasCreationEvent(id),
     api.listExperimentEvents(id),
     api.listRolloutEvents(id),
@@ -46,6 +50,7 @@ async function loadPage(id: string): Promise<PageData> {
   const byTime = <T,>(key: (x: T) => unknown) => (a: T, b: T) => (toDate(key(a))?.getTime() ?? 0) - (toDate(key(b))?.getTime() ?? 0);
   return {
     experiment, plan, cohort, creationEvent,
+    covering: Object.fromEntries(covering.filter((c): c is HoldoutCohort => c !== null).map((c) => [c.cohortId, c])),
     events: events.sort(byTime((e) => e.occurredAt)),
     rolloutEvents: rolloutEvents.sort(byTime((e) => e.occurredAt)),
     analyses: analyses.sort(byTime((a) => a.createdAt)),
@@ -54,6 +59,7 @@ async function loadPage(id: string): Promise<PageData> {
 }
 
 const STARTED = ["RUNNING", "PAUSED", "COMPLETED", "KILLED", "SHIP_PENDING_APPROVAL", "SHIPPED"];
+const SHIP_STATES = ["COMPLETED", "SHIP_PENDING_APPROVAL", "SHIPPED"];
 
 export function ExperimentPage({ session, id }: { session: Session; id: string }) {
   const page = useAsync(() => loadPage(id), [id]);
@@ -69,7 +75,7 @@ export function ExperimentPage({ session, id }: { session: Session; id: string }
         <div>
           <h1>{e.name} <Badge value={e.status} /></h1>
           <p class="muted">
-            {label(e.offerType)} · placement {e.placement ?? "default"} · treatment {pct(e.treatmentPercentage, 0)} of enrolled ·
+            {label(e.offerType)} · placement <strong data-testid="placement">{e.placement ?? "default"}</strong> ({pct(e.trafficPercentage ?? 100, 0)} of its traffic) · treatment {pct(e.treatmentPercentage, 0)} of enrolled ·
             by {e.author} · {e.coverage != null ? `coverage ${pct(e.coverage, e.coverage < 10 ? 1 : 0)}` : "not rolled out"}
           </p>
           {e.statusReason ? <p class="muted">Last reason: {e.statusReason}</p> : null}
@@ -77,6 +83,7 @@ export function ExperimentPage({ session, id }: { session: Session; id: string }
         <button type="button" class="ghost" onClick={page.reload} disabled={page.loading}>{page.loading ? "Refreshing…" : "Refresh"}</button>
       </div>
       <Commands session={session} data={d} reload={page.reload} onChecklist={setServerChecklist} />
+      {SHIP_STATES.includes(e.status) ? <Shipping session={session} data={d} reload={page.reload} /> : null}
 
       {!started ? (
         <Panel title="Launch checklist" id="checklist">
@@ -88,7 +95,6 @@ export function ExperimentPage({ session, id }: { session: Session; id: string }
       <Rollout session={session} data={d} reload={page.reload} />
       {started || d.alerts.length ? <Alerts session={session} experiment={e} alerts={d.alerts} reload={page.reload} /> : null}
       {started ? <Analyses session={session} experiment={e} analyses={d.analyses} reload={page.reload} /> : null}
-      {["COMPLETED", "SHIP_PENDING_APPROVAL", "SHIPPED"].includes(e.status) ? <Shipping session={session} experiment={e} reload={page.reload} /> : null}
 
       <Panel title="Definition" id="definition"><Definition experiment={e} cohort={d.cohort} /></Panel>
       <Timeline events={[...d.events, ...d.rolloutEvents]} />
@@ -161,22 +167,46 @@ function Monitor({ session, experiment: e }: { session: Session; experiment: Exp
           </div>
           {m.guardrails.length ? (
             <table class="grid compact" aria-label="Guardrails">
-              <thead><tr><th>Guardrail</th><th>Metric</th><th>Observed</th><th>Bound</th><th>Threshold</th><th>Action</th><th>State</th></tr></thead>
+              <thead><tr><th>Guardrail</th><th>Kind</th><th>Metric</th><th>Observed</th><th>Always-valid bound</th><th>Limit</th><th>Action</th><th>n (C / T)</th><th>State</th></tr></thead>
               <tbody>
                 {m.guardrails.map((g, i) => (
-                  <tr key={i}>
-                    <td>{g.kpiName}</td><td>{g.metric}</td><td>{num(g.observed, 4)}</td><td>{num(g.confidenceBound ?? null, 4)}</td>
-                    <td>{g.direction === "min" ? "≥ " : "≤ "}{num(g.threshold, 4)}</td><td>{g.action}</td>
+                  <tr key={i} data-guardrail={g.kpiName} data-kind={g.type ?? "absolute"}>
+                    <td>{g.kpiName}</td><td>{guardrailKind(g)}</td><td>{g.metric}</td><td>{guardValue(g, g.observed)}</td><td>{guardValue(g, g.confidenceBound ?? null)}</td>
+                    <td>{g.direction === "min" ? "≥ " : "≤ "}{guardValue(g, g.threshold)}</td><td>{g.action}</td>
+                    <td>{g.nControl != null ? `${count(g.nControl)} / ${count(g.nTreatment ?? null)}` : count(g.nTreatment ?? null)}</td>
                     <td>{g.breached ? <Badge value="BREACHED" tone="red" /> : g.pointBeyondThreshold ? <Badge value="TRENDING" tone="amber" /> : g.observed == null ? <Badge value="NO_DATA" tone="grey" /> : <Badge value="WITHIN" tone="green" />}</td>
                   </tr>
                 ))}
               </tbody>
             </table>
           ) : null}
+          {m.guardrails.length ? <p class="muted small">Each limit is watched by an always-valid sequential test (α {m.guardrails[0].alpha ?? 0.05}): the bound may be looked at any time without inflating false alarms; a breach is declared only when the bound is beyond the limit. Relative limits and GUARDRAIL KPIs compare TREATMENT with CONTROL.</p> : null}
+          {m.keptUsers ? <p class="muted small">Users kept after exclusions: CONTROL {count(m.keptUsers.CONTROL)}, TREATMENT {count(m.keptUsers.TREATMENT)}{exclusionText(m.exclusions)}.</p> : null}
         </>
       )}
     </Panel>
   );
+}
+
+/** "12.5 h at 20 %". A stage entered by a scheduled tick ahead of this clock (a replay driving the schedule
+ *  through days, API.md §6) has a negative age here: said so rather than shown as negative hours. */
+function stageAge(hours: number | null | undefined, stage: number | null | undefined): string {
+  if (hours != null && hours < 0) return `at ${pct(stage ?? null, 0)}, entered at a scheduled time ${num(-hours, 1)} h ahead of now`;
+  return `${num(hours ?? null, 1)} h at ${pct(stage ?? null, 0)}`;
+}
+
+function guardrailKind(g: GuardrailState): string {
+  if (g.type === "relative") return "relative to control";
+  if (g.type === "kpi") return "guardrail KPI";
+  return "absolute";
+}
+
+function exclusionText(exclusions: MonitorResult["exclusions"]): string {
+  if (!exclusions) return "";
+  const totals: Record<string, number> = {};
+  for (const byReason of Object.values(exclusions)) for (const [reason, n] of Object.entries(byReason ?? {})) totals[reason] = (totals[reason] ?? 0) + n;
+  const shown = Object.entries(totals).filter(([, n]) => n > 0);
+  return shown.length ? `; excluded: ${shown.map(([r, n]) => `${label(r).toLowerCase()} ${count(n)}`).join(", ")}` : "";
 }
 
 function Rollout({ session, data, reload }: { session: Session; data: PageData; reload: () => void }) {
@@ -184,7 +214,8 @@ function Rollout({ session, data, reload }: { session: Session; data: PageData; 
   const id = e.experimentId;
   const active = plan && (plan.status === "ACTIVE" || plan.status === "PAUSED");
   const canCheck = may.monitor(session) && active;
-  const progress = useAsync(() => (canCheck ? api.checkStageProgress(id) : Promise.resolve(null)), [id, plan?.version, canCheck]);
+  // Re-asked whenever the plan or the experiment changes (an acknowledged alert is a new experiment version).
+  const progress = useAsync(() => (canCheck ? api.checkStageProgress(id) : Promise.resolve(null)), [id, plan?.version, e.version, canCheck]);
   const act = useAction((fn: () => Promise<unknown>) => fn(), () => { reload(); progress.reload(); });
   const [form, setForm] = useState<PlanForm>(defaultPlan());
   const [planFieldErrors, setPlanFieldErrors] = useState<api.FieldError[]>([]);
@@ -224,7 +255,7 @@ function Rollout({ session, data, reload }: { session: Session; data: PageData; 
           <ErrorNote error={progress.error} prefix="check_stage_progress refused" />
           {p ? (
             <>
-              <p>{p.ready ? <strong class="ok">Ready for the next stage ({pct(p.nextStage ?? null, 0)}).</strong> : <strong class="warn">Not yet.</strong>} <span class="muted">{num(p.hoursAtStage ?? null, 1)} h at {pct(p.stage ?? null, 0)}</span></p>
+              <p>{p.ready ? <strong class="ok">Ready for the next stage ({pct(p.nextStage ?? null, 0)}).</strong> : <strong class="warn">Not yet.</strong>} <span class="muted">{stageAge(p.hoursAtStage, p.stage)}</span></p>
               <div class="cols">
                 <div><h4>Blocking</h4>{p.blocking.length ? <ul class="bad-list">{p.blocking.map((b) => <li key={b}>{b}</li>)}</ul> : <p class="muted">nothing</p>}</div>
                 <div><h4>Met</h4>{p.met.length ? <ul class="ok-list">{p.met.map((b) => <li key={b}>{b}</li>)}</ul> : <p class="muted">nothing yet</p>}</div>
@@ -259,13 +290,16 @@ function Alerts({ session, experiment: e, alerts, reload }: { session: Session; 
           <thead><tr><th>Raised</th><th>Type</th><th>Severity</th><th>What</th><th>State</th></tr></thead>
           <tbody>
             {alerts.map((a) => (
-              <tr key={a.alertId}>
+              <tr key={a.alertId} data-alert={a.alertId}>
                 <td>{when(a.raisedAt ?? a.detectedAt)}</td>
                 <td>{label(a.type)}</td>
                 <td><Badge value={a.severity} tone={a.severity === "CRITICAL" ? "red" : "amber"} /></td>
                 <td>{a.reason ?? (a.problems ?? []).join("; ")}{a.actionTaken && a.actionTaken !== "NONE" ? <div class="muted small">action: {a.actionTaken}</div> : null}</td>
                 <td>
-                  {a.acknowledged ? <span>Acknowledged{a.acknowledgedBy ? ` by ${a.acknowledgedBy}` : ""}</span>
+                  {a.acknowledged ? (
+                    <span data-acknowledged>Acknowledged{a.acknowledgedBy ? ` by ${a.acknowledgedBy}` : ""}{a.acknowledgedAt ? `, ${when(a.acknowledgedAt)}` : ""}
+                      {a.acknowledgementComment ? <div class="muted small">“{a.acknowledgementComment}”</div> : null}</span>
+                  )
                     : may.acknowledgeAlert(session, e)
                       ? <ReasonAction text="Acknowledge" field="What was done about it" busy={ack.busy} onConfirm={(c) => ack.run(a.alertId, c)} />
                       : <Badge value="OPEN" tone="red" />}
@@ -304,12 +338,13 @@ function Analyses({ session, experiment: e, analyses, reload }: { session: Sessi
           <h3>Every analysis</h3>
           <IntervalChart analyses={all} />
           <table class="grid compact" aria-label="Analyses">
-            <thead><tr><th>When</th><th>Metric</th><th>Raw</th><th>Corrected</th><th>Interval</th><th>p</th><th>n (C / T)</th><th>Quality</th><th>Recommendation</th></tr></thead>
+            <thead><tr><th>When</th><th>Metric</th><th>Raw</th><th>Corrected</th><th>Interval (fixed horizon)</th><th>p</th><th>Always-valid interval</th><th>p (always valid)</th><th>n (C / T)</th><th>Quality</th><th>Recommendation</th></tr></thead>
             <tbody>
               {[...all].reverse().map((a) => (
                 <tr key={a.analysisId} data-analysis={a.analysisId}>
                   <td>{when(a.createdAt)}</td><td>{a.metric}</td><td>{pct(a.rawPercentChange, 2, true)}</td><td>{pct(a.correctedPercentChange, 2, true)}</td>
                   <td>{interval(a.confidenceInterval, 2)}</td><td>{pValue(a.pValue)}</td>
+                  <td>{interval(a.sequential?.confidenceInterval ?? null, 2)}</td><td>{pValue(a.sequential?.pValue ?? null)}</td>
                   <td>{count(a.sampleSizes?.CONTROL)} / {count(a.sampleSizes?.TREATMENT)}</td>
                   <td><Badge value={a.dataQuality} /></td><td>{label(a.recommendation)}</td>
                 </tr>
@@ -329,14 +364,15 @@ function AnalysisCard({ analysis: a }: { analysis: Analysis }) {
       <div class="figures">
         <div><span class="muted">Raw change</span><strong>{pct(a.rawPercentChange, 2, true)}</strong></div>
         <div><span class="muted">Corrected change</span><strong>{pct(a.correctedPercentChange, 2, true)}</strong></div>
-        <div><span class="muted">Interval</span><strong>{interval(a.confidenceInterval, 2)}</strong></div>
+        <div data-figure="fixed-interval"><span class="muted">Interval (fixed horizon)</span><strong>{interval(a.confidenceInterval, 2)}</strong></div>
         <div><span class="muted">p-value</span><strong>{pValue(a.pValue)}</strong></div>
-        {a.sequential ? <div><span class="muted">Always-valid interval</span><strong>{interval(a.sequential.confidenceInterval, 2)}</strong></div> : null}
+        <div data-figure="always-valid-interval"><span class="muted">Always-valid interval</span><strong>{interval(a.sequential?.confidenceInterval ?? null, 2)}</strong></div>
+        <div><span class="muted">p (always valid)</span><strong>{pValue(a.sequential?.pValue ?? null)}</strong></div>
         <div><span class="muted">SRM p-value</span><strong>{pValue(a.srmPValue)}</strong></div>
       </div>
       <p><strong>Recommendation: {label(a.recommendation)}</strong>{a.recommendationReason ? <span class="muted"> — {a.recommendationReason}</span> : null}</p>
       {a.dataQualityReasons?.length ? <p class="muted">Data quality: {a.dataQualityReasons.join("; ")}</p> : null}
-      <p class="muted small">Method: {a.method}</p>
+      <p class="muted small">Method: {a.method}. The fixed-horizon interval holds for one look at the planned end; the always-valid one stays honest however often the analysis is repeated, and is wider for it.</p>
       <h4>Bias adjustments</h4>
       {a.biasAdjustments?.length ? (
         <table class="grid compact" aria-label="Bias adjustments">
@@ -352,24 +388,53 @@ function AnalysisCard({ analysis: a }: { analysis: Analysis }) {
   );
 }
 
-function Shipping({ session, experiment: e, reload }: { session: Session; experiment: Experiment; reload: () => void }) {
+function Shipping({ session, data, reload }: { session: Session; data: PageData; reload: () => void }) {
+  const e = data.experiment;
+  const ship = e.ship ?? null;
   const [arm, setArm] = useState<"TREATMENT" | "CONTROL">("TREATMENT");
   const act = useAction((fn: () => Promise<unknown>) => fn(), reload);
+  const placement = e.placement ?? "default";
+  const covering = (ship?.coveringCohortIds ?? []).map((c) => data.covering[c]).filter(Boolean);
+  const latest = data.analyses[data.analyses.length - 1];
+  // A COMPLETED experiment's ship record is history: rejected, or unshipped.
+  const past = e.status === "COMPLETED" && ship ? (ship.unshippedAt ? "UNSHIPPED" : ship.rejectedBy ? "REJECTED" : null) : null;
+  const state = e.status === "SHIPPED" ? "SHIPPED" : e.status === "SHIP_PENDING_APPROVAL" ? "PENDING" : past ?? "NOT_SHIPPED";
   return (
     <Panel title="Shipping" id="shipping">
-      {e.status === "SHIPPED" ? <p>Shipped: <strong>{e.shippedArm ?? "?"}</strong> is everyone's offer in placement {e.placement ?? "default"} (holdout users keep the status quo).</p> : null}
-      {e.status === "SHIP_PENDING_APPROVAL" ? <p class="warn">Shipping waits for the approvers.</p> : null}
-      {e.status === "COMPLETED" && !may.ship(session, e) ? <p class="muted">Completed. Its author or an admin may propose shipping an arm.</p> : null}
-      <div class="commands">
-        {may.ship(session, e) ? (
-          <>
-            <label for="ship-arm" class="inline">Arm to ship</label>
-            <Select id="ship-arm" value={arm} onValue={setArm} options={["TREATMENT", "CONTROL"]} />
-            <ReasonAction text="Propose shipping" field="Why this arm" busy={act.busy} onConfirm={(r) => act.run(() => api.shipExperiment(e.experimentId, arm, r))} />
-          </>
+      <div data-ship-state={state}>
+        {state === "SHIPPED" && ship ? (
+          <p class="shipped"><Badge value="SHIPPED" /> <strong>{ship.arm}</strong> is the offer of placement <strong>{placement}</strong> for everyone outside the covering holdouts since {when(ship.shippedAt)}; holdout members keep the status quo.</p>
         ) : null}
-        {may.unship(session, e) ? <ReasonAction text="Unship" field="Reason for unshipping" tone="danger" busy={act.busy} onConfirm={(r) => act.run(() => api.unshipExperiment(e.experimentId, r))} /> : null}
+        {state === "PENDING" && ship ? <p class="warn">Shipping <strong>{ship.arm}</strong> waits for the approvers (four eyes again).</p> : null}
+        {state === "REJECTED" && ship ? <p class="muted">The ship of {ship.arm} was rejected by {ship.rejectedBy}: “{ship.rejectionReason}”.</p> : null}
+        {state === "UNSHIPPED" && ship ? <p class="muted">{ship.arm} was shipped {when(ship.shippedAt)} and unshipped {when(ship.unshippedAt)} by {ship.unshippedBy}: “{ship.unshipReason}”. Everyone is back on the status quo.</p> : null}
+        {state === "NOT_SHIPPED" ? <p class="muted">Completed and not shipped: the placement's users keep the status quo.{!may.ship(session, e) ? " Its author or an admin may propose shipping an arm." : ""}</p> : null}
       </div>
+      {ship && state !== "NOT_SHIPPED" ? (
+        <>
+          <KeyValues rows={[
+            ["Arm", <><strong data-testid="ship-arm">{ship.arm}</strong> <code>{JSON.stringify((ship.arm === "TREATMENT" ? e.offerConfig : e.controlConfig) ?? {})}</code></>],
+            ["Reason", ship.reason],
+            ["Requested", `${when(ship.requestedAt)} by ${ship.requestedBy}`],
+            ["Covering holdouts", state === "PENDING" ? <span class="muted">recorded by the last approval</span> : covering.length
+              ? <ul class="plain" data-testid="ship-covering">{covering.map((c) => <li key={c.cohortId}>{c.name} · {pct(c.percentage, 0)} held out <Badge value={c.status} /></li>)}</ul>
+              : <span class="muted">none: every user of the placement gets it</span>],
+          ]} />
+          <h3>Ship approvals</h3>
+          <Approvals experiment={e} book={ship.approvals ?? {}} label="Ship approvals" />
+        </>
+      ) : null}
+      {may.ship(session, e) ? (
+        <form class="ship-form" onSubmit={(ev) => ev.preventDefault()} aria-label="Propose shipping">
+          {latest ? <p class="muted small">Latest analysis: {latest.metric} corrected {pct(latest.correctedPercentChange, 2, true)} {interval(latest.confidenceInterval, 2)}, always valid {interval(latest.sequential?.confidenceInterval ?? null, 2)} · {label(latest.recommendation)}.</p> : <p class="warning">No analysis recorded: run one before proposing a ship.</p>}
+          <div class="commands">
+            <label for="ship-arm" class="inline">Arm to ship</label>
+            <Select id="ship-arm" value={arm} onValue={setArm} options={[["TREATMENT", `TREATMENT ${JSON.stringify(e.offerConfig ?? {})}`], ["CONTROL", `CONTROL ${JSON.stringify(e.controlConfig ?? {})}`]]} />
+            <ReasonAction text="Propose shipping" field="Why this arm" busy={act.busy} onConfirm={(r) => act.run(() => api.shipExperiment(e.experimentId, arm, r))} />
+          </div>
+        </form>
+      ) : null}
+      {may.unship(session, e) ? <div class="commands"><ReasonAction text="Unship" field="Reason for unshipping" tone="danger" busy={act.busy} onConfirm={(r) => act.run(() => api.unshipExperiment(e.experimentId, r))} /></div> : null}
       <ErrorNote error={act.error} prefix="Refused" />
     </Panel>
   );

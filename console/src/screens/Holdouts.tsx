@@ -6,7 +6,9 @@ import type { Session } from "../api";
 import { Badge, Empty, ErrorNote, Field, KeyValues, Loading, Panel, ReasonAction, Select, TextInput } from "../components/ui";
 import { errorsByField } from "../form";
 import { count, day, interval, label, num, pct, pValue } from "../format";
+import { ReadoutChart } from "../components/charts";
 import { useAction, useAsync } from "../hooks";
+import { href } from "../router";
 import { may } from "../permissions";
 import {
   METRICS, OFFER_TYPES, type HoldoutAnalysis, type HoldoutCohort, type HoldoutHealth, type Metric, type OfferType,
@@ -17,6 +19,9 @@ const CHANNELS: SpilloverChannel[] = ["referral", "gift", "shared_wallet"];
 
 export function Holdouts({ session }: { session: Session }) {
   const cohorts = useAsync(() => api.listCohorts(), []);
+  // Experiment names for the read-out's shipped experiments.
+  const experiments = useAsync(() => api.listExperiments(), []);
+  const names = Object.fromEntries((experiments.data ?? []).map((e) => [e.experimentId, e.name]));
   return (
     <>
       <div class="page-head">
@@ -27,7 +32,7 @@ export function Holdouts({ session }: { session: Session }) {
       {may.createCohort(session) ? <NewCohort onCreated={cohorts.reload} /> : null}
       <ErrorNote error={cohorts.error} prefix="Could not load the cohorts" />
       {!cohorts.data ? <Loading what="cohorts" /> : !cohorts.data.length ? <Empty>No holdout cohort yet.</Empty> : (
-        cohorts.data.map((c) => <CohortPanel key={c.cohortId} session={session} cohort={c} reload={cohorts.reload} />)
+        cohorts.data.map((c) => <CohortPanel key={c.cohortId} session={session} cohort={c} reload={cohorts.reload} names={names} />)
       )}
     </>
   );
@@ -56,7 +61,7 @@ function NewCohort({ onCreated }: { onCreated: () => void }) {
       await api.createHoldoutCohort({
         name: name.trim(), percentage: percentage.trim() !== "" && Number.isFinite(pct) ? pct : (percentage as unknown as number),
         description: description.trim(), spilloverPolicy: policy,
-        // §10: only sent when set, so a server without scoped holdouts still accepts the request.
+        // An omitted scope is global (API.md §10).
         ...(scopePlacements.length || offerTypes.length ? { scope: { ...(scopePlacements.length ? { placements: scopePlacements } : {}), ...(offerTypes.length ? { offerTypes } : {}) } } : {}),
       });
     } catch (err) {
@@ -109,7 +114,35 @@ function NewCohort({ onCreated }: { onCreated: () => void }) {
   );
 }
 
-function CohortPanel({ session, cohort: c, reload }: { session: Session; cohort: HoldoutCohort; reload: () => void }) {
+function Readout({ readout: r, names }: { readout: HoldoutAnalysis; names: Record<string, string> }) {
+  return (
+    <div class="readout" data-analysis={r.analysisId}>
+      <h3>Holdout read-out: {r.metric}</h3>
+      <div class="figures">
+        <div data-figure="lift"><span class="muted">Lift of everything shipped</span><strong>{pct(r.liftPercent, 2, true)}</strong></div>
+        <div data-figure="interval"><span class="muted">95 % interval</span><strong>{interval(r.confidenceInterval, 2)}</strong></div>
+        <div><span class="muted">p-value</span><strong>{pValue(r.pValue)}</strong></div>
+        <div><span class="muted">Users: held out / exposed outside</span><strong>{count(r.holdoutUsers)} / {count(r.comparisonUsers)}</strong></div>
+        <div><span class="muted">Mean: held out / outside</span><strong>{num(r.holdoutMean, 2)} / {num(r.comparisonMean, 2)}</strong></div>
+      </div>
+      <ReadoutChart readout={r} names={names} />
+      {r.shippedExperiments.length ? (
+        <table class="grid compact" aria-label="Shipped experiments in scope">
+          <thead><tr><th>Shipped experiment</th><th>Arm</th><th>Shipped</th><th>Measured lift (its own test)</th><th>± s.e.</th><th>Shrunk lift</th></tr></thead>
+          <tbody>{r.shippedExperiments.map((x) => (
+            <tr key={x.experimentId} data-experiment={x.experimentId}>
+              <td><a href={href.experiment(x.experimentId)}>{names[x.experimentId] ?? x.experimentId}</a></td><td>{x.arm}</td><td>{day(x.shippedAt)}</td>
+              <td>{pct(x.experimentLiftPercent, 2, true)}</td><td>{x.experimentLiftSePercent != null ? pct(x.experimentLiftSePercent, 2) : "—"}</td><td>{pct(x.shrunkLiftPercent, 2, true)}</td>
+            </tr>
+          ))}</tbody>
+        </table>
+      ) : <p class="muted">Nothing shipped in this scope yet.</p>}
+      <p class="muted small">The lift compares the exposed users outside the holdout with the exposed holdout members: the cumulative effect of what shipped in the scope. A shipped winner's own estimate overstates its effect (the winner's curse); the shrunk lift pulls it toward 0 by empirical Bayes over every experiment the cohort covered. Method: {r.method}. Stored once as analysis {r.analysisId}.</p>
+    </div>
+  );
+}
+
+function CohortPanel({ session, cohort: c, reload, names }: { session: Session; cohort: HoldoutCohort; reload: () => void; names: Record<string, string> }) {
   const act = useAction((fn: () => Promise<unknown>) => fn(), reload);
   const [health, setHealth] = useState<HoldoutHealth | null>(null);
   const check = useAction(async () => setHealth(await api.getHoldoutHealth(c.cohortId)));
@@ -145,8 +178,9 @@ function CohortPanel({ session, cohort: c, reload }: { session: Session; cohort:
               <div class="health" data-health={health.health}>
                 <p><Badge value={health.health} /> {health.issues.length ? health.issues.join("; ") : "no issue"}</p>
                 <KeyValues rows={[
-                  ["Assigned users", count(health.assignedUsers)],
-                  ["Contaminated", `${count(health.contaminatedUsers)} (${pct(health.contaminationRate != null ? health.contaminationRate * 100 : null, 2)})`],
+                  ["Exposed users", health.exposedUsers != null ? <span data-testid="exposed-users">{count(health.exposedUsers)} ({count(health.exposedHoldoutUsers ?? null)} held out)</span> : "—"],
+                  ["Assigned users", `${count(health.assignedUsers)} of ${count(health.evaluatedUsers ?? null)} evaluated`],
+                  ["Contaminated", <span data-testid="contaminated">{count(health.contaminatedUsers)} ({pct(health.contaminationRate != null ? health.contaminationRate * 100 : null, 2)})</span>],
                   ["Share expected / observed", `${pct(health.expectedShare * 100, 2)} / ${pct(health.observedShare != null ? health.observedShare * 100 : null, 2)}`],
                   ["SRM p-value", pValue(health.srmPValue)],
                 ]} />
@@ -160,25 +194,10 @@ function CohortPanel({ session, cohort: c, reload }: { session: Session; cohort:
               <button type="submit" disabled={analyze.busy}>{analyze.busy ? "Analysing…" : "Holdout read-out"}</button>
             </form>
             <ErrorNote error={analyze.error} prefix="analyze_holdout refused" />
-            {readout ? (
-              <div class="readout">
-                <KeyValues rows={[
-                  ["Lift of everything shipped", `${pct(readout.liftPercent, 2, true)} ${interval(readout.confidenceInterval, 2)}`],
-                  ["p-value", pValue(readout.pValue)],
-                  ["Holdout / comparison users", `${count(readout.holdoutUsers)} / ${count(readout.comparisonUsers)}`],
-                  ["Means", `${num(readout.holdoutMean, 4)} / ${num(readout.comparisonMean, 4)}`],
-                ]} />
-                {readout.shippedExperiments.length ? (
-                  <table class="grid compact" aria-label="Shipped experiments in scope">
-                    <thead><tr><th>Experiment</th><th>Arm</th><th>Shipped</th><th>Its lift</th><th>Shrunk</th></tr></thead>
-                    <tbody>{readout.shippedExperiments.map((s) => <tr key={s.experimentId}><td>{s.experimentId}</td><td>{s.arm}</td><td>{day(s.shippedAt)}</td><td>{pct(s.experimentLiftPercent, 2, true)}</td><td>{pct(s.shrunkLiftPercent, 2, true)}</td></tr>)}</tbody>
-                  </table>
-                ) : <p class="muted">Nothing shipped in this scope yet.</p>}
-              </div>
-            ) : null}
           </div>
         </div>
       ) : null}
+      {readout ? <Readout readout={readout} names={names} /> : null}
     </section>
   );
 }

@@ -8,13 +8,17 @@ import { preflight } from "../checklist";
 import { Checklist } from "../components/Checklist";
 import { Approvals, Hypothesis } from "../components/Definition";
 import { Badge, Empty, ErrorNote, KeyValues, Loading, Panel } from "../components/ui";
-import { label, pct, when } from "../format";
+import { interval, label, num, pct, pValue, toDate, when } from "../format";
 import { useAction, useAsync } from "../hooks";
 import { approvedBy, has, may } from "../permissions";
 import { href } from "../router";
-import type { Experiment, HoldoutCohort, RolloutPlan } from "../types";
+import type { Analysis, Experiment, HoldoutCohort, RolloutPlan } from "../types";
 
-interface Item { experiment: Experiment; cohort: HoldoutCohort | null; plan: RolloutPlan | null; creationEvent: boolean | null }
+interface Item {
+  experiment: Experiment; cohort: HoldoutCohort | null; plan: RolloutPlan | null; creationEvent: boolean | null;
+  /** For a ship approval: the latest analysis, the evidence the ship rests on. */
+  latest: Analysis | null;
+}
 
 async function load(session: Session): Promise<{ waiting: Item[]; decided: Experiment[] }> {
   const email = (session.email ?? "").toLowerCase();
@@ -22,14 +26,29 @@ async function load(session: Session): Promise<{ waiting: Item[]; decided: Exper
   const waiting = mine.filter((e) => may.approve(session, e));
   const decided = mine.filter((e) => !waiting.includes(e) && approvedBy(e, email));
   const items = await Promise.all(waiting.map(async (experiment) => {
-    const [cohort, plan, creationEvent] = await Promise.all([
+    const ship = experiment.status === "SHIP_PENDING_APPROVAL";
+    const [cohort, plan, creationEvent, analyses] = await Promise.all([
       experiment.holdoutCohortId ? api.getCohort(experiment.holdoutCohortId) : Promise.resolve(null),
       api.getRolloutPlan(experiment.experimentId),
       api.hasCreationEvent(experiment.experimentId),
+      ship ? api.listAnalyses(experiment.experimentId) : Promise.resolve([] as Analysis[]),
     ]);
-    return { experiment, cohort, plan, creationEvent };
+    const latest = analyses.sort((a, b) => (toDate(a.createdAt)?.getTime() ?? 0) - (toDate(b.createdAt)?.getTime() ?? 0)).pop() ?? null;
+    return { experiment, cohort, plan, creationEvent, latest };
   }));
   return { waiting: items, decided };
+}
+
+/** Every watched limit in a line: absolute and relative guardrails, and GUARDRAIL KPIs (API.md §11). */
+function guardrailSummary(e: Experiment): string {
+  const limits = (e.guardrails ?? []).map((g) => {
+    const bounds = [g.maxThreshold != null ? `≤ ${g.maxThreshold}` : "", g.minThreshold != null ? `≥ ${g.minThreshold}` : "",
+      g.maxRelativeDelta != null ? `at most ${g.maxRelativeDelta} % worse than control` : ""].filter(Boolean).join(", ");
+    return `${g.kpiName} ${bounds} → ${g.violationAction}`;
+  });
+  const kpis = (e.kpis ?? []).filter((k) => k.type === "GUARDRAIL").map((k) =>
+    `${k.name} (guardrail KPI, ${label(k.direction).toLowerCase()}${k.threshold != null ? `, ±${num(k.threshold * 100, 2)} % vs control` : ""})`);
+  return [...limits, ...kpis].join("; ");
 }
 
 export function Inbox({ session }: { session: Session }) {
@@ -74,15 +93,25 @@ function InboxItem({ item, onDone }: { item: Item; onDone: () => void }) {
         <div class="panel-actions"><Badge value={ship ? "SHIP" : "LAUNCH"} tone={ship ? "violet" : "blue"} /> <Badge value={e.status} /></div>
       </header>
       <p class="muted">
-        {label(e.offerType)} by {e.author} · treatment {pct(e.treatmentPercentage, 0)} · submitted {when(e.lastChange?.at)}
-        {ship && e.shippedArm ? ` · ships ${e.shippedArm}` : ""}
+        {label(e.offerType)} by {e.author} · placement {e.placement ?? "default"} · treatment {pct(e.treatmentPercentage, 0)} · submitted {when(e.lastChange?.at)}
       </p>
+      {ship && e.ship ? (
+        <div class="ship-request" data-ship-arm={e.ship.arm}>
+          <p><strong>Ship {e.ship.arm}</strong> to every user of placement <strong>{e.placement ?? "default"}</strong> outside its holdouts, asked by {e.ship.requestedBy} {when(e.ship.requestedAt)}: “{e.ship.reason}”</p>
+          <KeyValues rows={[
+            ["Offer everyone would get", <code>{JSON.stringify((e.ship.arm === "TREATMENT" ? e.offerConfig : e.controlConfig) ?? {})}</code>],
+            ["Evidence (latest analysis)", item.latest
+              ? <span data-testid="ship-evidence">{item.latest.metric}: corrected {pct(item.latest.correctedPercentChange, 2, true)}, interval {interval(item.latest.confidenceInterval, 2)}, always valid {interval(item.latest.sequential?.confidenceInterval ?? null, 2)}, p {pValue(item.latest.pValue)} · {label(item.latest.dataQuality)} quality · {label(item.latest.recommendation)}</span>
+              : <strong class="bad">no analysis recorded</strong>],
+          ]} />
+        </div>
+      ) : null}
       <Hypothesis experiment={e} />
       <KeyValues rows={[
         ["Treatment offer", <code>{JSON.stringify(e.offerConfig ?? {})}</code>],
         ["Status quo", <code>{JSON.stringify(e.controlConfig ?? {})}</code>],
         ["Primary KPI", (e.kpis ?? []).filter((k) => k.type === "PRIMARY").map((k) => `${k.name} (${k.metric}, ${label(k.direction).toLowerCase()})`).join(", ") || "none"],
-        ["Guardrails", (e.guardrails ?? []).map((g) => `${g.kpiName} ${g.maxThreshold != null ? `≤ ${g.maxThreshold}` : ""}${g.minThreshold != null ? ` ≥ ${g.minThreshold}` : ""} → ${g.violationAction}`).join("; ") || "none"],
+        ["Guardrails", guardrailSummary(e) || "none"],
         ["Holdout", item.cohort ? `${item.cohort.name} · ${item.cohort.percentage} % · ${label(item.cohort.status)}` : e.holdoutCohortId],
         ["Rollout", item.plan ? item.plan.stages.map((s) => `${s.percentage} %`).join(" → ") : "no plan yet"],
       ]} />
@@ -92,8 +121,8 @@ function InboxItem({ item, onDone }: { item: Item; onDone: () => void }) {
           <Checklist items={preflight(item)} source="preflight" />
         </>
       ) : null}
-      <h3>Approvals so far</h3>
-      <Approvals experiment={e} />
+      <h3>{ship ? "Ship approvals so far" : "Approvals so far"}</h3>
+      {ship ? <Approvals experiment={e} book={e.ship?.approvals ?? {}} label="Ship approvals" /> : <Approvals experiment={e} />}
       <div class="decide cols">
         <form onSubmit={(ev) => { ev.preventDefault(); approve.run(); }} aria-label={`Approve ${e.name}`}>
           <label for={`approve-${id}`}>Comment (optional)</label>
