@@ -250,7 +250,11 @@ def test_a_simulated_program_of_two_shipped_winners_is_recovered_by_the_holdout(
 
     result = holdout_analysis.analyze_holdout(store, ANALYST, holdout.cohort_id, Metric.NET_LTV)
     lo, hi = result.confidence_interval
-    assert lo < 100 * true_cumulative < hi and hi - lo < 8
+    # The cohort's salt is random per run, so the holdout's members (and this estimate) are too: a 95 %
+    # interval misses the truth in 1 run of 20 by design. The check a run can fail only when something is
+    # wrong: the truth within 3.29 standard errors of the estimate (1 run in 1,000), and a tight interval.
+    se = (hi - lo) / (2 * 1.959964)
+    assert abs(result.lift_percent - 100 * true_cumulative) < 3.29 * se and hi - lo < 8, (lo, hi)
     assert (result.holdout_users, result.comparison_users) == (members, 20_000 - members)
     by_id = {s.experiment_id: s for s in result.shipped_experiments}
     assert set(by_id) == {e.experiment_id for e in shipped}
