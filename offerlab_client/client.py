@@ -272,6 +272,10 @@ class OfferlabClient:
         return self._send("get_offer", user_id=user_id, experiment_id=experiment_id, placement=placement,
                           region=region, subscriber=subscriber)
 
+    def get_launch_checklist(self, experiment_id: str) -> dict:
+        """Read-only: ``{experimentId, status, ready, checklist[], warnings[]}`` as start_experiment would decide."""
+        return self._send("get_launch_checklist", experiment_id=experiment_id)
+
     def set_exchange_rates(self, date: str, base: str, rates: dict) -> dict:
         """Admin: one day's rates (``YYYY-MM-DD``), ``1 base = rates[C] C``; created once, never changed."""
         return self._send("set_exchange_rates", date=date, base=base, rates=rates)

@@ -31,6 +31,7 @@ from typing import Callable
 IDEMPOTENT = frozenset({
     "ping", "get_offer", "is_user_in_holdout", "get_holdout_health", "monitor_experiment", "check_stage_progress",
     "get_audit_trail", "verify_ledger", "get_audit_report", "get_ledger_statistics", "export_audit_report",
+    "get_launch_checklist", "get_checkpoint", "get_inclusion_proof", "get_consistency_proof",
 })
 
 

@@ -22,7 +22,8 @@ import { connectFunctionsEmulator, getFunctions, httpsCallable, type Functions }
 import type {
   Alert, Analysis, AuditTrail, Checkpoint, ConsistencyProof, CreateHoldoutCohortRequest, CreateRolloutPlanRequest,
   Experiment, ExperimentDefinition, ExportFormat, GetOfferRequest, GuardrailCheckResult, HoldoutAnalysis,
-  HoldoutCohort, HoldoutHealth, InclusionProof, LedgerStatistics, LedgerVerification, Metric, MonitorResult,
+  HoldoutCohort, HoldoutHealth, InclusionProof, LaunchChecklist, LedgerStatistics, LedgerVerification, Metric,
+  MonitorResult,
   OfferAnswer, Role, RolloutPlan, StageProgress, TimelineEvent,
 } from "./types";
 
@@ -202,6 +203,7 @@ export const submitForApproval = (experimentId: string) => call<Id, ExperimentVi
 export const approveExperiment = (experimentId: string, comment?: string) => call<Id & { comment?: string }, ExperimentView>("approve_experiment", comment ? { experimentId, comment } : { experimentId });
 export const rejectExperiment = (experimentId: string, reason: string) => call<WithReason, ExperimentView>("reject_experiment", { experimentId, reason });
 export const startExperiment = (experimentId: string) => call<Id, ExperimentView>("start_experiment", { experimentId });
+export const getLaunchChecklist = (experimentId: string) => call<Id, LaunchChecklist>("get_launch_checklist", { experimentId });
 export const pauseExperiment = (experimentId: string, reason: string) => call<WithReason, ExperimentView>("pause_experiment", { experimentId, reason });
 export const resumeExperiment = (experimentId: string) => call<Id, ExperimentView>("resume_experiment", { experimentId });
 export const completeExperiment = (experimentId: string) => call<Id, ExperimentView>("complete_experiment", { experimentId });

@@ -242,6 +242,15 @@ export interface ChecklistItem {
   detail: string;
 }
 
+/** get_launch_checklist: what start_experiment would decide now; warnings never block the start. */
+export interface LaunchChecklist {
+  experimentId: string;
+  status: string;
+  ready: boolean;
+  checklist: ChecklistItem[];
+  warnings: ChecklistItem[];
+}
+
 export interface GuardrailState {
   kpiName: string;
   metric: string;

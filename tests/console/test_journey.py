@@ -71,7 +71,7 @@ def approve_from_inbox(console: Console, email: str, comment: str) -> Page:
     # What the approver needs to decide: the hypothesis, the risks, the checklist and who already approved.
     expect(item.locator("blockquote")).to_have_text(re.compile("A \\$69.99 annual price raises net LTV"))
     expect(item.locator("ul.risks")).to_contain_text("More refunds in the first week")
-    expect(item.locator("li[data-item=approvals]")).to_contain_text("waiting for")
+    expect(item.locator("li[data-item=approvals]")).to_contain_text("Waiting for")
     expect(item.locator("li[data-item=frozen_holdout]")).to_have_class(re.compile(r"\bok\b"))
     expect(item.locator(f"tr[data-approver='{email}']")).to_contain_text("Waiting")
     Console.shot(page, f"04-inbox-{email.split('@')[0]}")
@@ -154,8 +154,8 @@ def test_the_console_journey(console: Console, clients, firestore_db):
 
     # --- the PM starts it -------------------------------------------------------------------------------
     pm.reload()
-    expect(pm.locator("#checklist")).to_contain_text("All 10 checks pass.")
-    expect(pm.locator("#checklist li[data-item=holdout_coverage]")).to_contain_text(f"includes placement {PLACEMENT}")
+    expect(pm.locator("#checklist")).to_contain_text("All 12 checks pass.")
+    expect(pm.locator("#checklist li[data-item=holdout_coverage]")).to_contain_text("scope (global) includes the experiment")
     pm.get_by_role("button", name="Start experiment").click()
     expect(pm.locator("article.experiment h1")).to_contain_text("Running")
     expect(pm.locator("#monitor")).to_contain_text("Stage")

@@ -45,7 +45,7 @@ SKELETONS: dict[str, dict] = {
     "check_guardrails": _REF, "monitor_experiment": _REF,
     "create_experiment": _EXPERIMENT, "update_experiment": {**_EXPERIMENT, "experimentId": UNKNOWN},
     "submit_for_approval": _REF, "approve_experiment": {"experimentId": UNKNOWN, "comment": "ok"},
-    "reject_experiment": _REASON, "start_experiment": _REF, "pause_experiment": _REASON,
+    "reject_experiment": _REASON, "start_experiment": _REF, "get_launch_checklist": _REF, "pause_experiment": _REASON,
     "resume_experiment": _REF, "complete_experiment": _REF, "kill_experiment": _REASON,
     "create_holdout_cohort": {"name": MARKER, "percentage": 10, "description": "d",
                               "spilloverPolicy": {"referral": "BLOCK"}},

@@ -35,6 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     # experiments: the author's lifecycle; approvals; admin-only kill
     "create_experiment": {EXP}, "update_experiment": {EXP}, "submit_for_approval": {EXP},
     "start_experiment": {EXP}, "pause_experiment": {EXP}, "resume_experiment": {EXP},
+    "get_launch_checklist": {EXP, APPR, ANA},
     "complete_experiment": {EXP}, "approve_experiment": {APPR}, "reject_experiment": {APPR},
     "kill_experiment": set(),
     # holdouts: experimenters create/edit/freeze; admins retire; service checks spillover

@@ -119,3 +119,24 @@ def test_the_start_lists_the_approvers_still_missing(store, cohort_id):
     assert items["approvals"]["ok"] is False and "cfo@company.com" in items["approvals"]["detail"]
     assert "ceo@company.com" not in items["approvals"]["detail"]
     assert {k for k, v in items.items() if not v["ok"]} == {"approvals"}
+
+
+def test_the_launch_checklist_is_readable_by_whoever_decides_and_reading_it_writes_nothing():
+    """get_launch_checklist: what start_experiment would decide now, for an approver too (who may not start)."""
+    from offerlab.domain.errors import FailedPrecondition  # noqa: PLC0415
+    from tests.unit.scenarios import ANALYST, CEO, PM, approved, definition, frozen_cohort, unchanged  # noqa: PLC0415
+
+    store = InMemoryStore()
+    cohort = frozen_cohort(store)
+    draft = svc.create_experiment(store, PM, definition(cohort.cohort_id))
+    seen = unchanged(store, lambda: svc.get_launch_checklist(store, CEO, draft.experiment_id))
+    assert seen["ready"] is False and seen["status"] == "DRAFT"
+    failing = {i["item"] for i in seen["checklist"] if not i["ok"]}
+    assert failing == {"approvals", "rollout_plan"}
+    with pytest.raises(FailedPrecondition) as err:  # the start refuses with exactly that list
+        svc.start_experiment(store, PM, draft.experiment_id)
+    assert err.value.details["checklist"] == seen["checklist"] and err.value.details["warnings"] == seen["warnings"]
+    ready = approved(store, cohort.cohort_id)
+    seen = unchanged(store, lambda: svc.get_launch_checklist(store, ANALYST, ready.experiment_id))
+    assert seen["ready"] is True and all(i["ok"] for i in seen["checklist"])
+    assert [w["item"] for w in seen["warnings"]] == ["power"]

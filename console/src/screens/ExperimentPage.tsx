@@ -5,11 +5,10 @@ import { useState } from "preact/hooks";
 import * as api from "../api";
 import type { Session } from "../api";
 import { ExposureBars, GuardrailBars, IntervalChart, StageTrack } from "../components/charts";
-import { Checklist } from "../components/Checklist";
+import { Checklist, LaunchChecklist } from "../components/Checklist";
 import { Approvals, Definition } from "../components/Definition";
 import { RolloutPlanFields } from "../components/RolloutPlanFields";
 import { Badge, Empty, ErrorNote, KeyValues, Loading, Panel, ReasonAction, Select } from "../components/ui";
-import { preflight } from "../checklist";
 import { defaultPlan, planErrors, planRequestOf, type PlanForm } from "../form";
 import { count, guardValue, interval, label, num, pct, pValue, when, toDate } from "../format";
 import { useAction, useAsync, useInterval } from "../hooks";
@@ -87,7 +86,8 @@ export function ExperimentPage({ session, id }: { session: Session; id: string }
 
       {!started ? (
         <Panel title="Launch checklist" id="checklist">
-          <Checklist items={serverChecklist ?? preflight(d)} source={serverChecklist ? "server" : "preflight"} />
+          {serverChecklist ? <Checklist items={serverChecklist} source="refusal" />
+            : <LaunchChecklist experimentId={e.experimentId} version={e.version} />}
         </Panel>
       ) : null}
 

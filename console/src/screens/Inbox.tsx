@@ -4,8 +4,7 @@ import { useState } from "preact/hooks";
 
 import * as api from "../api";
 import type { Session } from "../api";
-import { preflight } from "../checklist";
-import { Checklist } from "../components/Checklist";
+import { LaunchChecklist } from "../components/Checklist";
 import { Approvals, Hypothesis } from "../components/Definition";
 import { Badge, Empty, ErrorNote, KeyValues, Loading, Panel } from "../components/ui";
 import { interval, label, num, pct, pValue, toDate, when } from "../format";
@@ -118,7 +117,7 @@ function InboxItem({ item, onDone }: { item: Item; onDone: () => void }) {
       {!ship ? (
         <>
           <h3>Launch checklist</h3>
-          <Checklist items={preflight(item)} source="preflight" />
+          <LaunchChecklist experimentId={e.experimentId} version={e.version} />
         </>
       ) : null}
       <h3>{ship ? "Ship approvals so far" : "Approvals so far"}</h3>

@@ -46,6 +46,7 @@ class LaunchFacts:
     creation_event_recorded: bool = False
     rollout_plan_status: str | None = None          # None: no plan
     rollout_stage_count: int = 0
+    rollout_stage_percentages: tuple[float, ...] = ()
     # API.md §10: the experiment's own cohort must cover it (with frozen_holdout: FROZEN and in scope) ...
     cohort_scope_includes: bool = True
     cohort_scope: str = "global"
@@ -94,7 +95,8 @@ def evaluate(facts: LaunchFacts) -> list[ChecklistItem]:
     add("ledger_recording", facts.creation_event_recorded, "The experiment's creation event is recorded.",
         "The experiment's creation event is missing: the ledger cannot account for it.")
     add("rollout_plan", facts.rollout_plan_status == "PLANNED" and facts.rollout_stage_count > 0,
-        "A rollout plan is configured.",
+        "A rollout plan is configured" + (": " + " → ".join(f"{p:g} %" for p in facts.rollout_stage_percentages)
+                                          if facts.rollout_stage_percentages else "") + ".",
         "No rollout plan: call create_rollout_plan." if facts.rollout_plan_status is None
         else f"The rollout plan is {facts.rollout_plan_status}, not PLANNED.")
     add("holdout_coverage", facts.cohort_status is not None and facts.cohort_scope_includes,

@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = [
     "create_experiment", "update_experiment", "submit_for_approval", "approve_experiment", "reject_experiment",
     "start_experiment", "pause_experiment", "resume_experiment", "kill_experiment", "complete_experiment",
-    "ship_experiment", "unship_experiment",
+    "ship_experiment", "unship_experiment", "get_launch_checklist",
 ]
 
 from firebase_functions import https_fn
@@ -51,6 +51,14 @@ def reject_experiment(req: https_fn.CallableRequest) -> dict:
 @https_fn.on_call()
 def start_experiment(req: https_fn.CallableRequest) -> dict:
     return handle(req, ExperimentRef, lambda c, p: svc.start_experiment(store(), c, p.experiment_id), roles=EXPERIMENTER)
+
+
+@https_fn.on_call()
+def get_launch_checklist(req: https_fn.CallableRequest) -> dict:
+    """Read-only: ``{experimentId, status, ready, checklist[], warnings[]}`` as start_experiment would decide
+    now; experimenters, approvers, analysts and admins (an approver sees what they sign off)."""
+    return handle(req, ExperimentRef, lambda c, p: svc.get_launch_checklist(store(), c, p.experiment_id),
+                  roles=[Role.EXPERIMENTER, Role.APPROVER, Role.ANALYST])
 
 
 @https_fn.on_call()

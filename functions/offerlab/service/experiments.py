@@ -7,7 +7,7 @@ Every use case reads the experiment inside ``store.transaction``, checks the gua
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -219,6 +219,7 @@ def launch_facts(uow: UnitOfWork, experiment: OfferExperiment) -> tuple[checklis
         creation_event_recorded=created,
         rollout_plan_status=plan.status.value if plan else None,
         rollout_stage_count=len(plan.stages) if plan else 0,
+        rollout_stage_percentages=tuple(s.percentage for s in plan.stages) if plan else (),
         cohort_scope_includes=scope is not None and scope.includes(experiment.placement, experiment.offer_type),
         cohort_scope=scope.describe() if scope else "none",
         **compliance_facts(experiment),
@@ -248,6 +249,40 @@ def compliance_facts(experiment: OfferExperiment) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class LaunchEvaluation:
+    """The launch checklist of one experiment now, with what the start needs of its reads."""
+
+    facts: checklist.LaunchFacts
+    plan: Any
+    reads: Any
+    capacity: Any
+    items: list[checklist.ChecklistItem]
+
+    def details(self) -> dict[str, Any]:
+        """``{checklist[], warnings[]}``: warnings (the power plan) travel beside the checklist, never blocking."""
+        return {"checklist": [i.as_dict() for i in self.items],
+                "warnings": [w.as_dict() for w in checklist.warnings(self.facts)]}
+
+
+def evaluate_launch(uow: UnitOfWork, experiment: OfferExperiment, now: datetime) -> LaunchEvaluation:
+    """The checklist as the start evaluates it (reads only): the facts, the placement's room, the items."""
+    facts, plan = launch_facts(uow, experiment)
+    reads = program.allocation_reads(uow, experiment)  # placement, coverage lock, frozen cohorts
+    capacity = program.plan_allocation(reads, experiment, now)
+    facts = replace(facts, placement_capacity_ok=capacity.ok, placement_capacity_detail=capacity.detail())
+    return LaunchEvaluation(facts, plan, reads, capacity, checklist.evaluate(facts))
+
+
+def get_launch_checklist(store: Store, caller: Caller, experiment_id: str) -> dict[str, Any]:
+    """Read-only: the launch checklist start_experiment would evaluate now, for everyone who decides on or
+    watches an experiment (an approver cannot call start_experiment to see it). Writes nothing."""
+    experiment = store.experiments.get(experiment_id)
+    evaluation = evaluate_launch(store, experiment, utcnow())
+    return {"experimentId": experiment_id, "status": experiment.status.value,
+            "ready": checklist.is_ready(evaluation.items), **evaluation.details()}
+
+
 def start_experiment(store: Store, caller: Caller, experiment_id: str) -> OfferExperiment:
     """APPROVED → RUNNING at the rollout plan's first stage, only when the whole checklist holds."""
     actor = actor_of(caller)
@@ -255,15 +290,11 @@ def start_experiment(store: Store, caller: Caller, experiment_id: str) -> OfferE
     def body(uow: UnitOfWork) -> OfferExperiment:
         experiment = uow.experiments.get(experiment_id)
         check_actor(Command.START, actor, author=experiment.author, approvers=experiment.approvers)
-        facts, plan = launch_facts(uow, experiment)
-        reads = program.allocation_reads(uow, experiment)  # placement, coverage lock, frozen cohorts
         now = utcnow()
-        capacity = program.plan_allocation(reads, experiment, now)
-        facts = replace(facts, placement_capacity_ok=capacity.ok, placement_capacity_detail=capacity.detail())
-        items = checklist.evaluate(facts)
-        # Warnings (the power plan) travel beside the checklist and never block the start.
-        details = {"checklist": [i.as_dict() for i in items],
-                   "warnings": [w.as_dict() for w in checklist.warnings(facts)]}
+        evaluation = evaluate_launch(uow, experiment, now)
+        facts, plan, reads, capacity, items = (evaluation.facts, evaluation.plan, evaluation.reads,
+                                               evaluation.capacity, evaluation.items)
+        details = evaluation.details()
         if not checklist.is_ready(items):
             raise FailedPrecondition("The launch checklist is not complete.", details)
         try:
