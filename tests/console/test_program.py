@@ -129,7 +129,8 @@ def test_ship_approve_serve_read_out_and_unship(console: Console, clients, fires
         cohort_id, placement=placement, name="Annual price: $69.99", description="Annual plan: $59.99 vs $69.99",
         hypothesis={"statement": "A $69.99 annual price raises net LTV by 10 %", "expectedImpact": "+10 % net LTV",
                     "risksIdentified": ["Lower conversion"], "successCriteria": ["Net LTV interval above 0"]},
-        offerConfig={"price": 69.99, "period": "annual"}, controlConfig={"price": 59.99, "period": "annual"})
+        offerConfig={"price": 69.99, "period": "annual", "productId": "annual_6999"},
+        controlConfig={"price": 59.99, "period": "annual", "productId": "annual_5999"})
     eid = pm_client.call("create_experiment", body)["experimentId"]
     pm_client.create_rollout_plan(eid, stages=[100])
     pm_client.submit_for_approval(eid)
@@ -240,13 +241,15 @@ def test_ship_approve_serve_read_out_and_unship(console: Console, clients, fires
     admin = console.sign_in("admin@company.com")
     admin.get_by_role("link", name="App integration").click()
     answer = ask_offer(admin, placement, outside, until="SHIPPED")
-    assert answer == {"userId": outside, "arm": "SHIPPED", "experimentId": eid, "offerConfig": {"price": 69.99, "period": "annual"},
+    assert answer == {"userId": outside, "arm": "SHIPPED", "experimentId": eid,
+                      "offerConfig": {"price": 69.99, "period": "annual", "productId": "annual_6999"},
                       "placement": placement, "reason": "shipped"}
     expect(admin.get_by_test_id("offer-summary")).to_contain_text(f"Shipped {outside} in placement {placement}")
     assert clients.service().get_placement_offer(placement, user_id=outside) == answer
     Console.shot(admin, "17-app-shipped")
     answer = ask_offer(admin, placement, inside)
-    assert answer == {"userId": inside, "arm": "HOLDOUT", "experimentId": eid, "offerConfig": {"price": 59.99, "period": "annual"},
+    assert answer == {"userId": inside, "arm": "HOLDOUT", "experimentId": eid,
+                      "offerConfig": {"price": 59.99, "period": "annual", "productId": "annual_5999"},
                       "placement": placement, "reason": "holdout"}
     expect(admin.get_by_test_id("offer-summary")).to_contain_text("reason: holdout")
     expect(admin.get_by_test_id("offer-summary").locator("code")).to_contain_text('"price":59.99')
