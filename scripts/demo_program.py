@@ -13,12 +13,9 @@ per-user history is bulk-loaded simulated history (batched writes, as tests/inte
 """
 from __future__ import annotations
 
-import json
-import os
 import random
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from hashlib import sha256
@@ -202,35 +199,9 @@ def checks(figures: dict[str, Any]) -> dict[str, bool]:
 
 
 def main() -> int:
-    from offerlab.store.client import db  # noqa: PLC0415
-    from offerlab_client import OfferlabClient, emulator_token  # noqa: PLC0415
+    from demo_standalone import run_standalone  # noqa: PLC0415 (only when run on its own)
 
-    url = os.environ["OFFERLAB_FUNCTIONS_URL"]
-
-    def as_(uid: str, email: str | None, *roles: str) -> OfferlabClient:
-        return OfferlabClient(url, emulator_token(uid, email=email, roles=list(roles)))
-
-    class Context:
-        pm = as_("pm-uid", "pm@company.com", "experimenter")
-        ceo = as_("ceo-uid", "ceo@company.com", "approver")
-        cfo = as_("cfo-uid", "cfo@company.com", "approver")
-        analyst = as_("analyst-uid", "analyst@company.com", "analyst")
-        service = as_("backend", None, "service")
-        admin = as_("admin-uid", "admin@company.com", "admin")
-        tag = uuid.uuid4().hex[:6]
-
-    ctx = Context()
-    ctx.db = db()
-    cohort = ctx.pm.create_holdout_cohort(name=f"Global holdout {ctx.tag}", percentage=10)
-    cohort = ctx.pm.freeze_holdout_cohort(cohort["cohortId"])
-    figures = program_story(ctx, cohort)
-    print(json.dumps(figures, indent=2, default=str))
-    for line in summary_lines(figures):
-        print("   " + line)
-    results = checks(figures)
-    for name, ok in results.items():
-        print(f"   {'✔' if ok else '✘'} {name}")
-    return 0 if all(results.values()) else 1
+    return run_standalone(program_story, summary_lines, checks)
 
 
 if __name__ == "__main__":
