@@ -37,13 +37,13 @@ python-deps:
 node-deps:
 	@$(PYTHON) scripts/install_check.py node || { \
 	  echo "install: firebase-tools (node_modules)"; \
-	  npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; }
+	  npm ci --no-audit --no-fund --loglevel=error > /dev/null && touch node_modules/.installed; }
 
 # The web console (console/): its own package.json and lock, its own node_modules (the root one is shared).
 console-deps:
 	@$(PYTHON) scripts/install_check.py console || { \
 	  echo "install: the console's packages (console/node_modules)"; \
-	  npm ci --prefix console --no-audit --no-fund --loglevel=error; }
+	  npm ci --prefix console --no-audit --no-fund --loglevel=error > /dev/null; }
 
 CONSOLE_SOURCES := $(shell find console/src -type f 2>/dev/null) console/index.html console/vite.config.ts \
 	console/tsconfig.json console/package.json console/package-lock.json
@@ -69,7 +69,6 @@ demo: install console-build
 	@mkdir -p out && rm -rf out/emulator-data out/audit-*.* out/summary.json
 	@OFFERLAB_EXPORT_DIR=out/emulator-data OFFERLAB_OFFER_CACHE_TTL=$${OFFERLAB_OFFER_CACHE_TTL:-2} \
 	  $(WITH_EMULATORS) $(PY) scripts/demo.py
-	@$(PY) scripts/console_people.py --how-to-open
 
 serve: install console-build
 	$(WITH_EMULATORS) --serve $(SERVE_DATA)

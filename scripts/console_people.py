@@ -1,7 +1,6 @@
 """The console's demo people, (re)created in the Auth emulator every time the suite starts.
 
     python scripts/console_people.py [--quiet]     with FIREBASE_AUTH_EMULATOR_HOST set (scripts/with-emulators)
-    python scripts/console_people.py --how-to-open  print the console's URL and the sign-ins (end of `make demo`)
 
 Each person gets an email/password account and the custom claim ``roles`` (API.md §1), so a newcomer can
 sign in to the console as each of them; the callables read the roles from ``request.auth.token.roles``.
@@ -111,18 +110,7 @@ def announce_when_up(proc: subprocess.Popen, env: dict[str, str], timeout: float
         print("  the console did not come up in time; the suite is still starting or failed", file=sys.stderr)
 
 
-def console_url() -> str:
-    """The console's address for this OFFERLAB_PORT_OFFSET (firebase.json's hosting port, shifted)."""
-    from emulators import firebase_config  # noqa: PLC0415 - stdlib only; beside this file
-
-    hosting = json.loads(firebase_config().read_text())["emulators"]["hosting"]
-    return f"http://{hosting['host']}:{hosting['port']}"
-
-
 if __name__ == "__main__":
-    if "--how-to-open" in sys.argv:  # the end of `make demo`: the suite has stopped by then
-        print(f"\n  The web console: `make serve`, then open {console_url()}\n{sign_ins()}\n")
-        sys.exit(0)
     auth_host = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
     if not auth_host:
         sys.exit("FIREBASE_AUTH_EMULATOR_HOST is not set: run this through scripts/with-emulators")

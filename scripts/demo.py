@@ -42,6 +42,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "functions"), str(ROOT / "scripts")]
 import requests  # noqa: E402
 
 import demo_program  # noqa: E402
+from console_people import PASSWORD  # noqa: E402
 import demo_regions  # noqa: E402
 import demo_sim as sim  # noqa: E402
 from demo_ui import Story  # noqa: E402
@@ -555,6 +556,10 @@ def where_to_look(files: list[Path]) -> list[tuple[str, str]]:
     export = os.environ.get("OFFERLAB_EXPORT_DIR")
     rows.append((serve, f"the suite again, with this run's data ({export}/)" if export
                  else "the suite with the recorded demo data (emulator-data/)"))
+    console = os.environ.get("OFFERLAB_CONSOLE_URL")
+    if console:
+        rows.append((console, f"the web console, while `{serve}` runs: sign in as pm@, ceo@, cfo@, analyst@"))
+        rows.append(("", f"or admin@company.com, password {PASSWORD} (docs/console.md)"))
     rows.append(("out/emulators.log", "what the emulators themselves said"))
     return rows
 

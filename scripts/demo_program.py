@@ -183,8 +183,8 @@ def summary_lines(figures: dict[str, Any]) -> list[str]:
         f"shipped            {ship['experimentId']} {ship['status']} (approved by {', '.join(ship['approvedBy'])}): "
         f"{ship['sampleServedShipped']} sample users served it, {ship['holdoutServedShipped']} holdout users",
         f"holdout read-out   {r['liftPercent']:+.1f}% [{lo:+.1f}, {hi:+.1f}] (true {r['trueCumulativeLiftPercent']:+.1f}%); "
-        f"shipped A measured {r['shippedLiftPercent']:+.1f}%, shrunk {r['shrunkLiftPercent']:+.1f}%",
-        f"holdout health     {figures['holdoutHealth']['health']}, contaminated {figures['holdoutHealth']['contaminatedUsers']}",
+        f"shipped A measured {r['shippedLiftPercent']:+.1f}%, shrunk {r['shrunkLiftPercent']:+.1f}%; "
+        f"health {figures['holdoutHealth']['health']}, contaminated {figures['holdoutHealth']['contaminatedUsers']}",
     ]
 
 

@@ -127,7 +127,8 @@ class Story:
         """``▶ title``; times the step; a step that raises is marked ✘ and the error re-raised."""
         record = StepRecord(title)
         self.steps.append(record)
-        self.write(f"\n▶ {title}\n")
+        lead = "\n" if len(self.steps) == 1 else ""  # a blank line under the title; the ▶ marks the others
+        self.write(f"{lead}▶ {title}\n")
         start = time.monotonic()
         try:
             yield record

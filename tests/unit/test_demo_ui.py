@@ -29,6 +29,15 @@ def test_a_step_its_detail_and_a_bar_in_a_log_take_one_line_each():
     assert ui.steps[0].title == "ask everyone" and ui.steps[0].error is None
 
 
+def test_the_next_step_follows_without_a_blank_line():
+    ui, out = story()
+    with ui.step("ask everyone"):
+        ui.say("a detail")
+    with ui.step("count the events"):
+        pass
+    assert out.getvalue().splitlines() == ["the demo", "", "▶ ask everyone", "   a detail", "▶ count the events"]
+
+
 def test_on_a_terminal_the_bar_redraws_in_place_and_ends_its_line():
     ui, out = story(interactive=True)
     bar = ui.progress("users asked", 2)
