@@ -447,34 +447,34 @@ class Demo:
         self.summary["guardrailKill"] = {"experimentId": eid, "status": status, "killed": status == "KILLED"}
         return eid
 
+    def chapter(self, title: str, chapter: Any, cohort: dict[str, Any]) -> dict[str, Any]:
+        """One chapter module (``story(ctx, cohort)``, ``summary_lines``, ``checks``) as a step and its checks."""
+        with self.ui.step(title):
+            figures = chapter.story(self, cohort)
+            for line in chapter.summary_lines(figures):
+                self.ui.say(line)
+        for name, ok in chapter.checks(figures).items():
+            self.ui.check(name, ok, "")
+        return figures
+
     def program(self, cohort: dict[str, Any]) -> dict[str, Any]:
         """A program of experiments (scripts/demo_program.py): two price tests share one paywall placement
         (exclusive), the winner ships through two approvals, and the global holdout reads out what shipped."""
-        ui = self.ui
-        with ui.step("a program: two price tests share the paywall placement, the winner ships, the holdout reads out"):
-            figures = demo_program.program_story(self, cohort)
-            for line in demo_program.summary_lines(figures):
-                ui.say(line)
-        for name, ok in demo_program.checks(figures).items():
-            ui.check(name, ok, "")
+        figures = self.chapter("a program: two price tests share the paywall placement, the winner ships, the "
+                               "holdout reads out", demo_program, cohort)
         readout = figures["readout"]
         lo, hi = readout["confidenceInterval"]
-        ui.check("true cumulative lift inside the holdout read-out's interval", readout["trueInsideInterval"],
-                 f"true {readout['trueCumulativeLiftPercent']:+.1f}%, read-out {readout['liftPercent']:+.1f}% "
-                 f"[{lo:+.1f}, {hi:+.1f}]", fatal=False)
+        self.ui.check("true cumulative lift inside the holdout read-out's interval", readout["trueInsideInterval"],
+                      f"true {readout['trueCumulativeLiftPercent']:+.1f}%, read-out {readout['liftPercent']:+.1f}% "
+                      f"[{lo:+.1f}, {hi:+.1f}]", fatal=False)
         self.summary["program"] = figures
         return figures
 
     def regions(self, cohort: dict[str, Any]) -> dict[str, Any]:
         """Regions, money and store rules (scripts/demo_regions.py): a discount on an EU paywall kept out of a
         denied region and from existing subscribers, its Omnibus reference price, purchases in EUR and JPY."""
-        ui = self.ui
-        with ui.step("regions and money: a denied region, existing subscribers, the 30-day reference price, EUR and JPY"):
-            figures = demo_regions.regions_story(self, cohort)
-            for line in demo_regions.summary_lines(figures):
-                ui.say(line)
-        for name, ok in demo_regions.checks(figures).items():
-            ui.check(name, ok, "")
+        figures = self.chapter("regions and money: a denied region, existing subscribers, the 30-day reference "
+                               "price, EUR and JPY", demo_regions, cohort)
         self.summary["regions"] = figures
         return figures
 

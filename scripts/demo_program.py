@@ -1,7 +1,7 @@
 """The program's story for the demo (API.md §10): a global holdout, two price tests sharing one paywall
 placement, a winner shipped through approval, and the holdout's read-out.
 
-``program_story(ctx, cohort)`` is what scripts/demo.py calls: ``ctx`` has the demo's clients (``pm``, ``ceo``,
+``story(ctx, cohort)`` is what scripts/demo.py calls: ``ctx`` has the demo's clients (``pm``, ``ceo``,
 ``cfo``, ``analyst``, ``service``, ``admin``), its Firestore client ``db`` and ``tag``; ``cohort`` is the demo's
 global holdout (frozen before anything started: it covers both tests). It returns the figures the summary
 shows (``summary_lines`` prints them). Standalone, on a fresh emulator suite:
@@ -93,7 +93,7 @@ def _poll(fn, until, timeout=30.0):
         time.sleep(0.5)
 
 
-def program_story(ctx: Any, cohort: dict[str, Any]) -> dict[str, Any]:
+def story(ctx: Any, cohort: dict[str, Any]) -> dict[str, Any]:
     """Run the story; returns the figures (JSON-ready) for the demo's summary."""
     rng = random.Random(443)
     tag = ctx.tag
@@ -201,7 +201,7 @@ def checks(figures: dict[str, Any]) -> dict[str, bool]:
 def main() -> int:
     from demo_standalone import run_standalone  # noqa: PLC0415 (only when run on its own)
 
-    return run_standalone(program_story, summary_lines, checks)
+    return run_standalone(sys.modules[__name__])
 
 
 if __name__ == "__main__":

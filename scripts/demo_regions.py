@@ -2,7 +2,7 @@
 be offered in one region, is kept from existing subscribers, shows the Omnibus reference price, and is paid
 in EUR and JPY (plus a currency nobody can convert).
 
-``regions_story(ctx, cohort)`` is what scripts/demo.py calls: ``ctx`` has the demo's clients (``pm``, ``ceo``,
+``story(ctx, cohort)`` is what scripts/demo.py calls: ``ctx`` has the demo's clients (``pm``, ``ceo``,
 ``cfo``, ``analyst``, ``service``, ``admin``), its Firestore client ``db``, ``tag`` and, optionally,
 ``publish(topic, data)`` (else the Pub/Sub emulator is used directly); ``cohort`` is a FROZEN cohort whose
 scope covers any placement (the demo's global holdout). It returns the figures the summary shows
@@ -110,7 +110,7 @@ def _usd(amount: str, currency: str) -> Decimal:
     return (Decimal(amount) * rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
 
 
-def regions_story(ctx: Any, cohort: dict[str, Any]) -> dict[str, Any]:
+def story(ctx: Any, cohort: dict[str, Any]) -> dict[str, Any]:
     """Run the story; returns the figures (JSON-ready) for the demo's summary."""
     tag = ctx.tag
     placement = f"paywall-eu-{tag}"
@@ -233,7 +233,7 @@ def checks(figures: dict[str, Any]) -> dict[str, bool]:
 def main() -> int:
     from demo_standalone import run_standalone  # noqa: PLC0415 (only when run on its own)
 
-    return run_standalone(regions_story, summary_lines, checks)
+    return run_standalone(sys.modules[__name__])
 
 
 if __name__ == "__main__":

@@ -7,13 +7,11 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from typing import Any, Callable
-
-Story = Callable[[Any, dict[str, Any]], dict[str, Any]]
+from types import ModuleType
 
 
-def run_standalone(story: Story, summary_lines: Callable[[dict[str, Any]], list[str]],
-                   checks: Callable[[dict[str, Any]], dict[str, bool]]) -> int:
+def run_standalone(chapter: ModuleType) -> int:
+    """``chapter``: a module with ``story(ctx, cohort)``, ``summary_lines(figures)`` and ``checks(figures)``."""
     from offerlab.store.client import db  # noqa: PLC0415 (needs the emulator's environment)
     from offerlab_client import OfferlabClient, emulator_token  # noqa: PLC0415
 
@@ -35,11 +33,11 @@ def run_standalone(story: Story, summary_lines: Callable[[dict[str, Any]], list[
     ctx.db = db()
     cohort = ctx.pm.create_holdout_cohort(name=f"Global holdout {ctx.tag}", percentage=10)
     cohort = ctx.pm.freeze_holdout_cohort(cohort["cohortId"])
-    figures = story(ctx, cohort)
+    figures = chapter.story(ctx, cohort)
     print(json.dumps(figures, indent=2, default=str))
-    for line in summary_lines(figures):
+    for line in chapter.summary_lines(figures):
         print("   " + line)
-    results = checks(figures)
+    results = chapter.checks(figures)
     for name, ok in results.items():
         print(f"   {'✔' if ok else '✘'} {name}")
     return 0 if all(results.values()) else 1
